@@ -1,0 +1,73 @@
+"""Project root and namespace resolution (reference §3.7, SPEC §4.2).
+
+Stdlib-only; `tomllib` is imported only when a project has a `.oj/config.toml`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+RUNBOOK_DIR = Path(".oj") / "runbooks"
+
+
+def find_project_root(cwd: Path | None = None) -> Path:
+    """Nearest ancestor of `cwd` holding a `.oj/` directory, else `cwd` itself.
+
+    A git worktree (``.git`` is a file ``gitdir: <main>/.git/worktrees/<n>``) whose main checkout
+    has `.oj/` resolves to the main checkout, so agents working in a worktree act on the project.
+    """
+    start = (cwd or Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".oj").is_dir():
+            return _main_checkout(candidate) or candidate
+    return start
+
+
+def _main_checkout(root: Path) -> Path | None:
+    git = root / ".git"
+    if not git.is_file():
+        return None
+    try:
+        text = git.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    gitdir = Path(text.split(":", 1)[1].strip())
+    if not gitdir.is_absolute():
+        gitdir = (root / gitdir).resolve()
+    # <main>/.git/worktrees/<name>
+    if gitdir.parent.name != "worktrees" or gitdir.parent.parent.name != ".git":
+        return None
+    main = gitdir.parent.parent.parent
+    return main if (main / ".oj").is_dir() else None
+
+
+def config_namespace(root: Path) -> str | None:
+    """`[project] name` from `.oj/config.toml`, if any."""
+    config = root / ".oj" / "config.toml"
+    if not config.is_file():
+        return None
+    import tomllib
+
+    try:
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    project = data.get("project")
+    if isinstance(project, dict):
+        name = project.get("name")
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+def resolve_namespace(root: Path, explicit: str | None = None, env: dict[str, str] | None = None) -> str:
+    """`--project` > `OJ_NAMESPACE` > `.oj/config.toml [project].name` > basename of the root."""
+    if explicit:
+        return explicit
+    env_ns = (os.environ if env is None else env).get("OJ_NAMESPACE")
+    if env_ns:
+        return env_ns
+    return config_namespace(root) or root.name or "default"
