@@ -1,0 +1,7 @@
+"""Adapters: the daemon's edges to the operating system.
+
+Each submodule wraps one outside thing the runtime drives — shell steps in their own process
+groups (:mod:`oj_trio.adapters.process`), desktop notifications (:mod:`oj_trio.adapters.notify`),
+tmux sessions and agents — so the runtime talks in steps and pipelines, never in pids and argv.
+Importing this package does nothing; import the submodule you need.
+"""

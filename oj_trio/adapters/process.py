@@ -1,0 +1,551 @@
+"""Shell steps in their own process group, and the tools to find and kill them later.
+
+Why this module exists: ``trio.run_process`` cancellation signals only the direct child, so a
+step's ``sleep 300 &`` grandchildren would outlive a cancelled pipeline (see ecosystem notes, "trio
+pitfalls"). Every shell step therefore runs with ``start_new_session=True`` — the child is the
+leader of its own session and process group (``pgid == pid``) — and every kill targets the group.
+
+The runtime records ``ProcessInfo(pid, pgid, start_ticks)`` durably right after the spawn. After a
+daemon crash the recorded group may still run (children are re-parented, not killed), or the pid may
+have been recycled by an unrelated process. ``start_ticks`` (field 22 of ``/proc/<pid>/stat``,
+clock ticks since boot) tells the two apart, and the environment marker the runtime puts into every
+step (``OJ_PIPELINE_ID``, ``OJ_STEP``) finds a group whose leader is already gone.
+
+Exit codes: :func:`run_shell` returns the child's exit status, or ``-N`` when the shell itself
+was killed by signal ``N`` (the ``subprocess``/trio convention; a command *inside* the shell that
+dies of a signal shows up as bash's usual ``128 + N``). The reference records ``-1`` for any signal
+death; :func:`reference_exit_code` maps to that when writing ``shell:exited``.
+
+Zombies: group membership is decided by reading ``/proc``, and processes in state ``Z`` count as
+gone. That matters where PID 1 does not reap re-parented orphans (some containers): their zombies
+keep the process group id alive forever, but they can neither run nor hold file descriptors.
+
+Linux only (``/proc``, process groups). Blocking ``/proc`` reads here are small (one ``stat`` file)
+except the full scans, which only the rare paths (leftover group members, orphan reconciliation) do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import resource
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import attrs
+import trio
+
+from oj_trio.errors import OjError
+
+__all__ = [
+    "DEFAULT_SHELL_PREFIX",
+    "ProcessInfo",
+    "ProcessSpawnError",
+    "find_step_processes",
+    "kill_process_group",
+    "process_start_ticks",
+    "raise_fd_limit",
+    "reference_exit_code",
+    "run_shell",
+    "terminate_orphans",
+]
+
+log = logging.getLogger("oj.process")
+
+#: What the reference prepends to every shell step: fail fast, on unset variables and in pipes.
+DEFAULT_SHELL_PREFIX = "set -euo pipefail\n"
+
+#: Environment keys the runtime puts into every shell step; orphan discovery matches on them.
+PIPELINE_ID_ENV = "OJ_PIPELINE_ID"
+STEP_ENV = "OJ_STEP"
+
+#: A line longer than this is delivered in pieces, so one newline-free stream cannot grow memory.
+MAX_LINE_BYTES = 64 * 1024
+
+#: After SIGKILL, how long to wait for the kernel to finish the group before giving up (a process
+#: stuck in uninterruptible sleep cannot die sooner; the step is reported finished anyway).
+_KILL_WAIT = 5.0
+
+
+class ProcessSpawnError(OjError):
+    """The shell step could not be started at all (missing cwd, missing bash, permissions).
+
+    Carries a one-line message meant for the pipeline's error field and log, so a spawn failure
+    routes through ``on_fail`` like any other failure instead of surfacing as a traceback.
+    """
+
+
+@attrs.frozen
+class ProcessInfo:
+    """What the runtime records durably about a running shell step, to find it again after a crash.
+
+    ``pgid`` equals ``pid`` for steps started here (session leader); it is kept separately so a
+    recorded group can be signalled even when its leader is gone. ``start_ticks`` is ``None`` only
+    if ``/proc`` could not be read at spawn time, in which case PID-reuse protection falls back to
+    the environment marker.
+    """
+
+    pid: int
+    pgid: int
+    start_ticks: int | None
+
+
+# --------------------------------------------------------------------------------------------------
+# /proc helpers
+
+
+def _read_stat(pid: int) -> tuple[str, int, int] | None:
+    """``(state, pgrp, starttime)`` of ``pid`` from ``/proc/<pid>/stat``, or ``None`` if it is gone.
+
+    The command name (field 2) may contain spaces and parentheses, so parsing starts after the last
+    ``)``. Uses raw ``os`` calls: this runs once per spawned step and must stay cheap.
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        rest = data[data.rindex(b")") + 2 :].split()
+        return rest[0].decode("ascii"), int(rest[2]), int(rest[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22), or ``None``.
+
+    Two processes that ever had the same pid have different start ticks, which is what makes a
+    recorded ``(pid, start_ticks)`` pair safe to signal after a daemon restart. Zombies still have
+    their start time; a reaped pid has none.
+    """
+    stat = _read_stat(pid)
+    return None if stat is None else stat[2]
+
+
+def _is_live(pid: int, start_ticks: int | None = None) -> bool:
+    """``pid`` exists, is not a zombie, and (if given) still has ``start_ticks``."""
+    stat = _read_stat(pid)
+    if stat is None or stat[0] == "Z":
+        return False
+    return start_ticks is None or stat[2] == start_ticks
+
+
+def _proc_pids() -> list[int]:
+    """All pids currently listed in ``/proc``."""
+    pids = []
+    with os.scandir("/proc") as it:
+        for entry in it:
+            if entry.name.isdigit():
+                pids.append(int(entry.name))
+    return pids
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """Non-zombie processes whose process group is ``pgid`` (a full ``/proc`` scan)."""
+    members = []
+    for pid in _proc_pids():
+        stat = _read_stat(pid)
+        if stat is not None and stat[1] == pgid and stat[0] != "Z":
+            members.append(pid)
+    return members
+
+
+def _has_env(pid: int, needles: frozenset[bytes]) -> bool:
+    """Whether ``/proc/<pid>/environ`` contains every ``KEY=value`` entry in ``needles`` exactly."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            entries = f.read().split(b"\0")
+    except OSError:
+        return False
+    return needles.issubset(entries)
+
+
+def _env_needles(marker_env: Mapping[str, str]) -> frozenset[bytes]:
+    return frozenset(f"{k}={v}".encode() for k, v in marker_env.items())
+
+
+def _safe_pgid(pgid: int) -> bool:
+    """Refuse the groups that would take down init, everything, or the daemon itself."""
+    return pgid > 1 and pgid != os.getpgrp()
+
+
+def _killpg(pgid: int, sig: int) -> bool:
+    """Signal a group; ``False`` if it no longer exists or is not ours to signal."""
+    if not _safe_pgid(pgid):
+        return False
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in ``pgid``.
+
+    ``killpg(pgid, 0)`` answers "nothing at all" in one syscall (the common case); only when
+    something is there — possibly just unreaped zombies — does it fall back to scanning ``/proc``.
+    """
+    if not _safe_pgid(pgid):
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # The id now names a group we do not own: ours is gone.
+        return False
+    return bool(_live_group_members(pgid))
+
+
+async def _wait_group_gone(pgid: int) -> None:
+    """Poll (with backoff) until the group has no live member; bound it with a cancel scope."""
+    delay = 0.002
+    while _group_alive(pgid):
+        await trio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a shell step
+
+
+def reference_exit_code(code: int) -> int:
+    """Map :func:`run_shell`'s ``-N`` (killed by signal N) to the reference's ``-1``."""
+    return -1 if code < 0 else code
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; return the new soft limit.
+
+    Each running step holds up to three descriptors in the daemon (two pipes and a pidfd), so 1,000
+    concurrent steps exceed the common default soft limit of 1,024. The daemon calls this once at
+    start-up; it is a function (not import-time behaviour) so importing stays free of side effects.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def _spawn_error(exc: OSError, argv0: str, cwd: Path) -> ProcessSpawnError:
+    """Turn the ``OSError`` of a failed spawn into a message a user can act on."""
+    filename = os.fsdecode(exc.filename) if exc.filename is not None else None
+    cwd_s = os.fspath(cwd)
+    if filename == cwd_s or (filename is None and not os.path.isdir(cwd_s)):
+        if exc.errno == errno.ENOENT:
+            why = "does not exist"
+        elif exc.errno == errno.ENOTDIR:
+            why = "is not a directory"
+        elif exc.errno == errno.EACCES:
+            why = "is not accessible (permission denied)"
+        else:
+            why = f"cannot be entered ({exc.strerror})"
+        return ProcessSpawnError(f"cannot start shell step: working directory {cwd_s} {why}")
+    if exc.errno == errno.ENOENT:
+        return ProcessSpawnError(f"cannot start shell step: {argv0} not found on PATH")
+    if exc.errno == errno.EMFILE or exc.errno == errno.ENFILE:
+        return ProcessSpawnError(f"cannot start shell step: too many open files ({exc.strerror})")
+    return ProcessSpawnError(f"cannot start shell step: {argv0}: {exc.strerror or exc}")
+
+
+async def _terminate_group(proc: trio.Process, pgid: int, grace: float) -> None:
+    """SIGTERM the group, wait up to ``grace`` for all of it, then SIGKILL and reap.
+
+    Returns at once (two syscalls) when the leader has exited and nothing else is left in the group,
+    which is the normal end of a step. SIGCONT follows SIGTERM so stopped members can act on it.
+    The leader is signalled before it is reaped, so its pid (== pgid) cannot have been recycled.
+    """
+    if proc.returncode is not None and not _group_alive(pgid):
+        return
+    if _killpg(pgid, signal.SIGTERM):
+        _killpg(pgid, signal.SIGCONT)
+    with trio.move_on_after(grace):
+        await proc.wait()
+        await _wait_group_gone(pgid)
+        return
+    log.info("process group %d outlived its %.1fs grace; sending SIGKILL", pgid, grace)
+    _killpg(pgid, signal.SIGKILL)
+    with trio.move_on_after(_KILL_WAIT):
+        await proc.wait()
+        await _wait_group_gone(pgid)
+        return
+    log.warning("process group %d did not die within %.1fs of SIGKILL", pgid, _KILL_WAIT)
+
+
+async def _pump(
+    stream: trio.abc.ReceiveStream,
+    name: str,
+    on_output: Callable[[str, str], None],
+    scope: trio.CancelScope,
+    errors: list[BaseException],
+    on_error: Callable[[], None],
+) -> None:
+    """Read ``stream`` to EOF and hand each complete line (without its newline) to ``on_output``.
+
+    Runs in a shielded scope so output produced while the group is being killed is still delivered;
+    the caller bounds it with ``scope.deadline`` once the group is gone. A trailing line without a
+    newline is delivered at EOF. Undecodable bytes are replaced, never fatal.
+    """
+    buf = bytearray()
+    with scope:
+        try:
+            while True:
+                chunk = await stream.receive_some(MAX_LINE_BYTES)
+                if not chunk:
+                    break
+                buf += chunk
+                start = 0
+                while True:
+                    nl = buf.find(b"\n", start)
+                    if nl < 0:
+                        break
+                    on_output(name, buf[start:nl].decode("utf-8", "replace"))
+                    start = nl + 1
+                del buf[:start]
+                while len(buf) >= MAX_LINE_BYTES:
+                    on_output(name, buf[:MAX_LINE_BYTES].decode("utf-8", "replace"))
+                    del buf[:MAX_LINE_BYTES]
+            if buf:
+                on_output(name, buf.decode("utf-8", "replace"))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+        except Exception as exc:
+            errors.append(exc)
+            on_error()
+
+
+async def run_shell(
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    on_output: Callable[[str, str], None] | None,
+    on_spawn: Callable[[ProcessInfo], Awaitable[None]] | None = None,
+    grace: float = 10.0,
+    shell_prefix: str = DEFAULT_SHELL_PREFIX,
+    output_fd: int | None = None,
+    drain_timeout: float = 2.0,
+    shell: str = "bash",
+) -> int:
+    """Run ``bash -c "<shell_prefix><command>"`` as its own session and process group; return its
+    exit code (``-N`` if bash was killed by signal ``N``, see :func:`reference_exit_code`).
+
+    Output, pick one:
+
+    * ``on_output(stream, line)`` — stdout and stderr are read through pipes and delivered line
+      by line (``stream`` is ``"stdout"`` or ``"stderr"``; order is kept within each stream, not
+      across them). The callback is synchronous so lines cannot be reordered; keep it cheap.
+    * ``output_fd`` — an fd (ideally opened ``O_APPEND``) the child writes to directly for both
+      streams, with no Python in between. Cheapest, but the bytes are raw: no per-line prefix.
+    * neither — output goes to ``/dev/null``.
+
+    ``on_spawn(info)`` is awaited right after the spawn so the runtime can make the pid, pgid and
+    start ticks durable; if it raises, the step is killed and the error propagates.
+
+    When the leader exits, whatever it left behind in its group (background jobs it did not wait
+    for) is terminated the same way as on cancel: a step's lifetime is its shell's lifetime, as in
+    CI runners. Output is then drained for at most ``drain_timeout`` seconds (a process that escaped
+    the group with ``setsid`` could otherwise hold the pipe open forever).
+
+    Cancellation: the group gets SIGTERM (+SIGCONT), up to ``grace`` seconds to exit, then SIGKILL;
+    the leader is reaped and output drained — all shielded — and only then does ``trio.Cancelled``
+    propagate. Raises :class:`ProcessSpawnError` if the shell cannot be started.
+    """
+    if on_output is not None and output_fd is not None:
+        raise ValueError("run_shell: pass on_output or output_fd, not both")
+    if on_output is not None:
+        out: int = subprocess.PIPE
+    elif output_fd is not None:
+        out = output_fd
+    else:
+        out = subprocess.DEVNULL
+    argv = [shell, "-c", shell_prefix + command]
+    try:
+        proc = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise _spawn_error(exc, shell, cwd) from exc
+
+    # setsid() in the child made it the leader of a new group whose id is its pid.
+    pgid = proc.pid
+    info = ProcessInfo(pid=proc.pid, pgid=pgid, start_ticks=process_start_ticks(proc.pid))
+    wait_scope = trio.CancelScope()
+    pump_scopes: list[trio.CancelScope] = []
+    pump_errors: list[BaseException] = []
+    failure: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            if on_output is not None:
+                for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+                    assert stream is not None
+                    scope = trio.CancelScope(shield=True)
+                    pump_scopes.append(scope)
+                    nursery.start_soon(
+                        _pump, stream, name, on_output, scope, pump_errors, wait_scope.cancel
+                    )
+            # Exceptions (Cancelled included) are caught here and re-raised after the nursery: a
+            # nursery would wrap them in an ExceptionGroup, and callers expect a bare Cancelled.
+            try:
+                with wait_scope:
+                    if on_spawn is not None:
+                        await on_spawn(info)
+                    await proc.wait()
+                await _terminate_group(proc, pgid, grace)
+            except BaseException as exc:
+                failure = exc
+            if failure is not None or proc.returncode is None or wait_scope.cancelled_caught:
+                with trio.CancelScope(shield=True):
+                    await _terminate_group(proc, pgid, grace)
+            deadline = trio.current_time() + drain_timeout
+            for scope in pump_scopes:
+                scope.deadline = min(scope.deadline, deadline)
+    finally:
+        with trio.CancelScope(shield=True):
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    await stream.aclose()
+    if failure is not None:
+        raise failure
+    if pump_errors:
+        raise pump_errors[0]
+    assert proc.returncode is not None
+    return proc.returncode
+
+
+# --------------------------------------------------------------------------------------------------
+# After a crash: recorded groups and orphans
+
+
+def kill_process_group(
+    info: ProcessInfo,
+    *,
+    sig: int = signal.SIGTERM,
+    marker_env: Mapping[str, str] | None = None,
+) -> bool:
+    """Signal a recorded step's process group if it is provably still ours; return whether we did.
+
+    * Leader alive with the recorded ``start_ticks`` → signal the group.
+    * Leader pid alive with other start ticks → the pid was recycled; the kernel never reuses a pid
+      while a group of that id exists, so our group is gone → refuse.
+    * Leader gone → the group may live on in re-parented members; signal it only if one of them
+      still carries every entry of ``marker_env`` (the step's ``OJ_PIPELINE_ID``/``OJ_STEP``).
+    """
+    if not _safe_pgid(info.pgid):
+        return False
+    stat = _read_stat(info.pid)
+    if stat is not None:
+        if info.start_ticks is None or stat[2] != info.start_ticks:
+            log.info("not signalling pid %d: start time differs (pid recycled)", info.pid)
+            return False
+        return _killpg(info.pgid, sig)
+    if not marker_env:
+        return False
+    needles = _env_needles(marker_env)
+    if any(_has_env(pid, needles) for pid in _live_group_members(info.pgid)):
+        return _killpg(info.pgid, sig)
+    return False
+
+
+def find_step_processes(marker_env: Mapping[str, str]) -> list[int]:
+    """Pids of our own (same uid), non-zombie processes whose environment holds every entry of
+    ``marker_env`` exactly (``KEY=value``), excluding this process. Empty marker → empty list.
+
+    Used by reconciliation: a step's shell and everything it started inherit the marker, even
+    processes that left the group with ``setsid``.
+    """
+    if not marker_env:
+        return []
+    needles = _env_needles(marker_env)
+    uid = os.getuid()
+    me = os.getpid()
+    found = []
+    for pid in _proc_pids():
+        if pid == me:
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+        except OSError:
+            continue
+        if _has_env(pid, needles) and _is_live(pid):
+            found.append(pid)
+    return found
+
+
+async def terminate_orphans(pipeline_id: str, step: str, *, grace: float = 10.0) -> int:
+    """Kill whatever is left of a step whose exit was never recorded; return how many processes
+    carried its marker.
+
+    Each found process's group gets SIGTERM (+SIGCONT) — or the process alone if it shares the
+    daemon's own group — then we poll until all of them are gone or ``grace`` passes, and SIGKILL
+    the survivors. Every signal re-checks the process's start ticks first, so a pid recycled in the
+    meantime is left alone.
+    """
+    marker = {PIPELINE_ID_ENV: pipeline_id, STEP_ENV: step}
+    pids = await trio.to_thread.run_sync(find_step_processes, marker)
+    targets: list[tuple[int, int, int]] = []
+    for pid in pids:
+        stat = _read_stat(pid)
+        if stat is not None:
+            targets.append((pid, stat[2], stat[1]))
+    if not targets:
+        return len(pids)
+
+    def signal_all(sig: int) -> None:
+        groups_done: set[int] = set()
+        for pid, ticks, pgid in targets:
+            if not _is_live(pid, ticks):
+                continue
+            if _safe_pgid(pgid):
+                if pgid not in groups_done:
+                    groups_done.add(pgid)
+                    _killpg(pgid, sig)
+            else:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+
+    def survivors() -> bool:
+        return any(_is_live(pid, ticks) for pid, ticks, _ in targets)
+
+    async def wait_all_gone() -> None:
+        delay = 0.002
+        while survivors():
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    signal_all(signal.SIGTERM)
+    signal_all(signal.SIGCONT)
+    with trio.move_on_after(grace):
+        await wait_all_gone()
+        return len(pids)
+    signal_all(signal.SIGKILL)
+    with trio.move_on_after(_KILL_WAIT):
+        await wait_all_gone()
+        return len(pids)
+    log.warning(
+        "orphans of %s/%s did not die within %.1fs of SIGKILL", pipeline_id, step, _KILL_WAIT
+    )
+    return len(pids)
