@@ -1,0 +1,175 @@
+"""The daemon's single way in for state changes: commit events durably, then apply them exactly once.
+
+::
+
+    store, warnings = Store.open(state_dir)        # sync: snapshot + WAL replay + repairs
+    for w in warnings: log.warning(w)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)             # flusher + periodic snapshots
+        seq = await store.commit(QueuePushed(...))  # returns once durable *and* applied
+        ...
+        await store.aclose()                       # flush, final snapshot, close
+
+``commit`` returns only after its events are fsynced; they are applied to :attr:`Store.state` in the
+flusher right after the fsync and before any waiter wakes, so the apply order is the seq order and
+each event is applied exactly once per process. Readers use :attr:`Store.state` directly (trio is
+single-threaded: no locks) and :meth:`Store.wait_for_change` to long-poll.
+"""
+
+import logging
+import math
+from pathlib import Path
+
+import trio
+
+from oj_trio import wal
+from oj_trio.events import EventBase
+from oj_trio.state import MaterializedState
+
+log = logging.getLogger("oj.store")
+
+
+class Store:
+    """Owns the :class:`~oj_trio.wal.WalWriter` and the :class:`MaterializedState`.
+
+    Build it with :meth:`open`. Snapshots are taken every ``snapshot_interval`` seconds when something
+    changed, as soon as ``snapshot_every`` events accumulated, and at :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        replayed: wal.ReplayResult,
+        *,
+        sync: bool = True,
+        batch_window: float = 0.0,
+        snapshot_interval: float = 60.0,
+        snapshot_every: int = 100_000,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.state: MaterializedState = replayed.state
+        #: Highest seq that is durable and applied to :attr:`state`.
+        self.last_seq: int = replayed.last_seq
+        #: Seq covered by the newest snapshot on disk.
+        self.snapshot_seq: int = replayed.snapshot_seq
+        self.snapshot_interval = snapshot_interval
+        self.snapshot_every = snapshot_every
+        self.writer = wal.WalWriter(
+            wal.wal_path(self.state_dir),
+            last_seq=replayed.last_seq,
+            on_durable=self._on_durable,
+            batch_window=batch_window,
+            sync=sync,
+        )
+        self._changed = trio.Event()
+        self._snapshot_due = trio.Event()
+        self._closed = False
+
+    @classmethod
+    def open(cls, state_dir: Path, **options: object) -> tuple["Store", list[str]]:
+        """Replay ``state_dir`` (blocking) and return the store plus repair warnings to log.
+
+        Raises:
+            CorruptStateError / WalError: see :func:`oj_trio.wal.replay`.
+        """
+        state_dir = Path(state_dir)
+        (state_dir / wal.WAL_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
+        replayed = wal.replay(state_dir)
+        log.info(
+            "replayed state: snapshot seq %d + %d WAL events, last seq %d",
+            replayed.snapshot_seq,
+            replayed.replayed,
+            replayed.last_seq,
+        )
+        return cls(state_dir, replayed, **options), replayed.warnings  # type: ignore[arg-type]
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    async def commit(self, *events: EventBase) -> int:
+        """Append ``events`` (one batch, consecutive seqs), wait until durable and applied.
+
+        Returns the last event's seq (the current seq when called with no events). Not interruptible
+        once started (see :meth:`WalWriter.append`).
+
+        Raises:
+            WalError: the WAL could not be written; the events are not applied.
+        """
+        if not events:
+            return self.last_seq
+        seqs = await self.writer.append(events)
+        return seqs[-1]
+
+    def _on_durable(self, batch: list[tuple[int, EventBase]]) -> None:
+        apply = self.state.apply
+        for seq, event in batch:
+            apply(event)
+            self.last_seq = seq
+        self._changed.set()
+        self._changed = trio.Event()
+        if self.last_seq - self.snapshot_seq >= self.snapshot_every:
+            self._snapshot_due.set()
+
+    # --- waiting ---------------------------------------------------------------------------------
+
+    @property
+    def changed(self) -> trio.Event:
+        """An event set (and replaced) after the next applied batch. Grab it, check, then wait."""
+        return self._changed
+
+    async def wait_for_change(self, after_seq: int) -> int:
+        """Wait until state moved past ``after_seq``; return the new :attr:`last_seq`."""
+        while self.last_seq <= after_seq:
+            await self._changed.wait()
+        return self.last_seq
+
+    # --- snapshots -------------------------------------------------------------------------------
+
+    async def snapshot(self) -> int:
+        """Write a snapshot at the current durable seq and compact the WAL; return that seq."""
+
+        def prepare(seq: int) -> object:
+            data = self.state.to_dict()  # on the loop: state is exactly at `seq` here
+            return lambda: wal.write_snapshot(self.state_dir, seq, data)
+
+        seq = await self.writer.checkpoint(prepare)
+        self.snapshot_seq = seq
+        self._snapshot_due = trio.Event()
+        log.info("snapshot written at seq %d; WAL compacted", seq)
+        return seq
+
+    async def _snapshot_loop(self) -> None:
+        interval = self.snapshot_interval if self.snapshot_interval > 0 else math.inf
+        while True:
+            with trio.move_on_after(interval):
+                await self._snapshot_due.wait()
+            if self.last_seq > self.snapshot_seq:
+                try:
+                    await self.snapshot()
+                except wal.WalError:
+                    raise
+                except Exception:  # a failed snapshot leaves the WAL intact; try again later
+                    log.exception("periodic snapshot failed")
+                    self._snapshot_due = trio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the WAL flusher and the periodic snapshots until :meth:`aclose` (or a WAL failure)."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.writer.run)
+            nursery.start_soon(self._snapshot_loop)
+            task_status.started()
+            await self.writer.stopped.wait()
+            nursery.cancel_scope.cancel()
+
+    async def aclose(self) -> None:
+        """Flush pending appends, write a final snapshot (if anything changed) and close the WAL."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.writer.running and self.last_seq > self.snapshot_seq:
+            try:
+                await self.snapshot()
+            except Exception:
+                log.exception("final snapshot failed; the WAL still holds everything")
+        await self.writer.aclose()
