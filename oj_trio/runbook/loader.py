@@ -1,0 +1,210 @@
+"""Loading runbook files and finding entities across a project's runbooks (reference §1.1).
+
+Each file is read, parsed, built and validated on its own; a broken file is reported and
+skipped, never fatal to the others. Results are memoised by (path, mtime, size), so the daemon
+can look entities up on every request without re-parsing unchanged files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+from ..errors import NotFoundError, RunbookError
+from ..project import RUNBOOK_DIR
+from .build import build_runbook
+from .diagnostics import Diagnostics
+from .formats import format_of, leading_comment, read_entries
+from .model import Command, Pipeline, Queue, Runbook, Worker
+from .validate import validate_runbook
+
+
+@attrs.frozen
+class LoadedRunbook:
+    """One file's outcome: the model (``None`` if unparseable), its errors and warnings."""
+
+    path: str  #: as shown to the user
+    runbook: Runbook | None
+    errors: tuple[RunbookError, ...] = ()
+    warnings: tuple[RunbookError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.runbook is not None and not self.errors
+
+
+def load_runbook_text(
+    text: str, path: str, fmt: str | None = None, *, check_shell: bool = True
+) -> LoadedRunbook:
+    """Parse, build and validate one runbook's text; ``fmt`` defaults to ``path``'s extension."""
+    fmt = fmt or format_of(path) or "toml"
+    diag = Diagnostics(path, text)
+    entries = read_entries(text, fmt, diag)
+    if entries is None:
+        return LoadedRunbook(path, None, tuple(diag.errors), ())
+    short, long = leading_comment(text) if fmt != "json" else ("", "")
+    runbook = build_runbook(path, entries, diag, short, long)
+    validate_runbook(runbook, diag, check_shell=check_shell)
+    return LoadedRunbook(path, runbook, tuple(diag.errors), tuple(diag.warnings))
+
+
+_cache: dict[tuple[str, str], tuple[tuple[int, int], LoadedRunbook]] = {}
+
+
+def load_runbook(
+    file: Path, display: str | None = None, *, check_shell: bool = True
+) -> LoadedRunbook:
+    """Load one runbook file (memoised while the file is unchanged)."""
+    shown = display if display is not None else str(file)
+    try:
+        stat = file.stat()
+        key = (str(file.resolve()), shown)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _cache.get(key)
+        if cached is not None and cached[0] == stamp and check_shell:
+            return cached[1]
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return LoadedRunbook(shown, None, (RunbookError(f"cannot read: {reason}", path=shown),))
+    loaded = load_runbook_text(text, shown, format_of(str(file)), check_shell=check_shell)
+    if check_shell:
+        _cache[key] = (stamp, loaded)
+    return loaded
+
+
+def runbook_dir(project_root: Path) -> Path:
+    return project_root / RUNBOOK_DIR
+
+
+def discover_runbooks(directory: Path) -> list[Path]:
+    """Every ``.hcl``/``.toml``/``.json`` file under ``directory`` (recursive, sorted)."""
+    if directory.is_file():
+        return [directory]
+    if not directory.is_dir():
+        return []
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            if format_of(name):
+                found.append(Path(root) / name)
+    return found
+
+
+def load_project(project_root: Path) -> list[LoadedRunbook]:
+    """Every runbook of a project, paths shown relative to the project root."""
+    out: list[LoadedRunbook] = []
+    for file in discover_runbooks(runbook_dir(project_root)):
+        out.append(load_runbook(file, _relative(file, project_root)))
+    return out
+
+
+def _relative(file: Path, root: Path) -> str:
+    try:
+        return str(file.relative_to(root))
+    except ValueError:
+        return str(file)
+
+
+def _find(
+    project_root: Path,
+    name: str,
+    attribute: str,
+    not_found: str,
+    runbook_file: str | None,
+) -> tuple[Runbook, object]:
+    if runbook_file is not None:
+        loaded = [load_runbook(runbook_dir(project_root) / runbook_file, runbook_file)]
+    else:
+        loaded = load_project(project_root)
+    matches: list[tuple[Runbook, object]] = []
+    skipped: list[LoadedRunbook] = []
+    for item in loaded:
+        if not item.ok:
+            skipped.append(item)
+            continue
+        assert item.runbook is not None
+        entity = getattr(item.runbook, attribute).get(name)
+        if entity is not None:
+            matches.append((item.runbook, entity))
+    if len(matches) > 1:
+        raise RunbookError(f"'{name}' defined in multiple runbooks; use --runbook <file>")
+    if matches:
+        return matches[0]
+    if skipped:
+        details = "\n".join(f"  {_skip_reason(item)}" for item in skipped)
+        raise NotFoundError(
+            f"{name} not found; {len(skipped)} runbook(s) skipped due to errors:\n{details}"
+        )
+    raise NotFoundError(not_found)
+
+
+def _skip_reason(item: LoadedRunbook) -> str:
+    first = item.errors[0]
+    text = str(first)
+    return text if first.path else f"{item.path}: {text}"
+
+
+def find_command(
+    project_root: Path, name: str, runbook_file: str | None = None
+) -> tuple[Runbook, Command]:
+    """The runbook defining command ``name`` (``--runbook`` narrows the search to one file)."""
+    runbook, entity = _find(
+        project_root, name, "commands", f"unknown command: {name}", runbook_file
+    )
+    assert isinstance(entity, Command)
+    return runbook, entity
+
+
+def find_pipeline(project_root: Path, name: str) -> tuple[Runbook, Pipeline]:
+    runbook, entity = _find(
+        project_root, name, "pipelines", f"no runbook found containing pipeline '{name}'", None
+    )
+    assert isinstance(entity, Pipeline)
+    return runbook, entity
+
+
+def find_queue(project_root: Path, name: str) -> tuple[Runbook, Queue]:
+    runbook, entity = _find(
+        project_root, name, "queues", f"no runbook found containing queue '{name}'", None
+    )
+    assert isinstance(entity, Queue)
+    return runbook, entity
+
+
+def find_worker(project_root: Path, name: str) -> tuple[Runbook, Worker]:
+    runbook, entity = _find(
+        project_root, name, "workers", f"no runbook found containing worker '{name}'", None
+    )
+    assert isinstance(entity, Worker)
+    return runbook, entity
+
+
+@attrs.frozen
+class CommandInfo:
+    """One line of the ``oj run`` listing."""
+
+    name: str
+    usage: str
+    description: str
+
+
+def list_commands(project_root: Path) -> list[CommandInfo]:
+    """Every command of the project's valid runbooks, sorted by name (broken files skipped)."""
+    from .argspec import render_usage
+
+    infos: dict[str, CommandInfo] = {}
+    for item in load_project(project_root):
+        if not item.ok or item.runbook is None:
+            continue
+        for name, command in item.runbook.commands.items():
+            infos.setdefault(
+                name,
+                CommandInfo(
+                    name, render_usage(command.args), item.runbook.command_description(name)
+                ),
+            )
+    return [infos[name] for name in sorted(infos)]
