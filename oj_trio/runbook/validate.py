@@ -244,15 +244,25 @@ def _check_run_references(runbook: Runbook, diag: Diagnostics) -> None:
 
 
 def _warn_flow(pipeline: Pipeline, diag: Diagnostics) -> None:
-    targets = {t.step for _, t in _step_transitions(pipeline)}
+    """Unreachable steps, and success-path steps that end the pipeline early.
+
+    A step reached only through ``on_fail``/``on_cancel`` is a failure handler: ending the
+    pipeline there is its job, so it gets no "no on_done" warning.
+    """
+    transitions = _step_transitions(pipeline)
+    targets = {t.step for _, t in transitions}
+    handlers_only = {
+        t.step for where, t in transitions if where.fields[-1] in ("on_fail", "on_cancel")
+    } - {t.step for where, t in transitions if where.fields[-1] == "on_done"}
     last = len(pipeline.steps) - 1
     for index, step in enumerate(pipeline.steps):
         where = _step_where(pipeline, index)
         if index > 0 and step.name not in targets:
             diag.warn(where, f"step '{step.name}' is unreachable (no transition leads to it)")
-        if index < last and step.on_done is None and pipeline.on_done is None:
+        on_success_path = index == 0 or step.name not in handlers_only
+        if on_success_path and index < last and step.on_done is None and pipeline.on_done is None:
             diag.warn(
                 where,
-                f"step '{step.name}' has no on_done; it will complete the pipeline instead of "
-                "advancing",
+                f"step '{step.name}' has no on_done; it will complete the pipeline instead "
+                "of advancing",
             )
