@@ -1,0 +1,330 @@
+"""MaterializedState.apply: deterministic, snapshot-equivalent, and the intended semantics of ref §10."""
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_events import event_strategy
+
+from oj_trio import events as ev
+from oj_trio.state import (
+    AmbiguousPrefixError,
+    MaterializedState,
+    QueueItemStatus,
+    StepStatus,
+    WorkerStatus,
+    scoped_key,
+)
+
+# A tiny vocabulary so random events hit the same pipelines, steps, queues and workers.
+POOL = st.sampled_from(["p1", "p10", "p2", "a", "b", "done", "failed", "cancelled", "q", "w", ""])
+SMALL_INTS = {"exit_code": st.sampled_from([0, 1]), "at_ms": st.integers(0, 1000)}
+interacting_event = st.one_of(
+    [event_strategy(cls, POOL, overrides=SMALL_INTS) for cls in ev.EVENT_TYPES]
+)
+event_lists = st.lists(interacting_event, max_size=60)
+
+
+def build(events: list[Any], state: MaterializedState | None = None) -> MaterializedState:
+    state = MaterializedState() if state is None else state
+    for e in events:
+        state.apply(e)
+    return state
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists)
+def test_apply_is_deterministic(events: list[Any]) -> None:
+    assert build(events) == build(events)
+    assert build(events).to_json() == build(events).to_json()
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists, st.data())
+def test_snapshot_plus_tail_equals_full_replay(events: list[Any], data: st.DataObject) -> None:
+    cut = data.draw(st.integers(0, len(events)))
+    snap = MaterializedState.from_json(build(events[:cut]).to_json())
+    assert build(events[cut:], snap) == build(events)
+
+
+# --- pipelines -----------------------------------------------------------------------------------
+
+
+def created(pid: str = "p1", step: str = "a", **kw: Any) -> ev.PipelineCreated:
+    return ev.PipelineCreated(
+        id=pid,
+        kind="build",
+        name=f"build-{pid}",
+        runbook_hash="h",
+        cwd="/tmp",
+        vars={"x": "1"},
+        initial_step=step,
+        created_at_epoch_ms=100,
+        **kw,
+    )
+
+
+def test_pipeline_created_is_idempotent() -> None:
+    s = build([created(), ev.StepStarted(pipeline_id="p1", step="a", at_ms=101)])
+    before = s.to_json()
+    s.apply(created())
+    assert s.to_json() == before
+    p = s.pipelines["p1"]
+    assert (p.step, p.step_status, len(p.step_history)) == ("a", StepStatus.RUNNING, 1)
+
+
+def test_step_lifecycle_and_history() -> None:
+    s = build(
+        [
+            created(),
+            ev.StepStarted(pipeline_id="p1", step="a", at_ms=110, agent_id="ag", agent_name="plan"),
+            ev.StepCompleted(pipeline_id="p1", step="a", at_ms=120),
+            ev.PipelineAdvanced(id="p1", step="b", at_ms=121),
+            ev.StepStarted(pipeline_id="p1", step="b", at_ms=122),
+            ev.ShellSpawned(pipeline_id="p1", step="b", pid=10, pgid=10, start_ticks=5),
+            ev.ShellExited(pipeline_id="p1", step="b", exit_code=3, at_ms=130),
+        ]
+    )
+    p = s.pipelines["p1"]
+    assert p.step_status == StepStatus.FAILED
+    assert p.error == "shell exit code: 3"
+    assert p.shell is None
+    h = p.step_history
+    assert [(r.name, r.started_at_ms, r.finished_at_ms, r.outcome) for r in h] == [
+        ("a", 100, 120, "completed"),
+        ("b", 121, 130, "failed"),
+    ]
+    assert (h[0].agent_id, h[0].agent_name) == ("ag", "plan")
+    assert h[1].detail == "shell exit code: 3"
+    s.apply(ev.PipelineAdvanced(id="p1", step="failed", at_ms=131))
+    assert (p.step, p.terminal, p.step_status) == ("failed", True, StepStatus.FAILED)
+    assert len(p.step_history) == 2
+
+
+def test_shell_spawned_is_recorded_for_reconciliation_and_interrupted_fails() -> None:
+    s = build(
+        [
+            created(),
+            ev.StepStarted(pipeline_id="p1", step="a", at_ms=101),
+            ev.ShellSpawned(pipeline_id="p1", step="a", pid=42, pgid=42, start_ticks=999),
+        ]
+    )
+    shell = s.pipelines["p1"].shell
+    assert shell is not None and (shell.pid, shell.pgid, shell.start_ticks) == (42, 42, 999)
+    msg = "interrupted: daemon stopped while step was running"
+    s.apply(ev.StepFailed(pipeline_id="p1", step="a", error=msg, at_ms=200))
+    p = s.pipelines["p1"]
+    assert (p.step_status, p.error, p.shell) == (StepStatus.FAILED, msg, None)
+
+
+def test_advanced_to_same_step_is_noop_and_terminal_resume_clears_error() -> None:
+    s = build([created(), ev.StepFailed(pipeline_id="p1", step="a", error="boom", at_ms=105)])
+    before = s.to_json()
+    s.apply(ev.PipelineAdvanced(id="p1", step="a", at_ms=106))
+    assert s.to_json() == before
+    s.apply(ev.SessionCreated(id="oj-s", pipeline_id="p1"))
+    s.apply(ev.PipelineAdvanced(id="p1", step="failed", at_ms=107))
+    p = s.pipelines["p1"]
+    assert p.terminal and p.error == "boom"
+    s.apply(ev.PipelineAdvanced(id="p1", step="a", at_ms=108))  # resume
+    assert (p.terminal, p.error, p.session_id, p.step_status) == (
+        False,
+        None,
+        None,
+        StepStatus.PENDING,
+    )
+    assert p.step_history[-1].started_at_ms == 108
+
+
+def test_step_named_done_is_ordinary_when_runtime_says_so() -> None:
+    s = build([created(), ev.PipelineAdvanced(id="p1", step="done", at_ms=110, terminal=False)])
+    p = s.pipelines["p1"]
+    assert (p.step, p.terminal, p.step_status) == ("done", False, StepStatus.PENDING)
+    s.apply(ev.StepStarted(pipeline_id="p1", step="done", at_ms=111))
+    s.apply(ev.StepCompleted(pipeline_id="p1", step="done", at_ms=112))
+    s.apply(ev.PipelineAdvanced(id="p1", step="done", at_ms=113))  # now terminal
+    assert (p.terminal, p.step_status) == (True, StepStatus.COMPLETED)
+    assert [r.name for r in p.step_history] == ["a", "done"]
+
+
+def test_terminal_advance_removes_pipeline_from_worker_active_lists() -> None:
+    s = build(
+        [
+            ev.WorkerStarted(
+                worker_name="w", project_root="/r", runbook_hash="h", queue_name="q",
+                concurrency=2, namespace="ns",
+            ),
+            created(),
+            ev.WorkerItemDispatched(worker_name="w", item_id="i", pipeline_id="p1", namespace="ns"),
+            ev.WorkerItemDispatched(worker_name="w", item_id="i", pipeline_id="p1", namespace="ns"),
+        ]
+    )  # fmt: skip
+    w = s.workers["ns/w"]
+    assert w.active_pipeline_ids == ["p1"]
+    s.apply(ev.PipelineAdvanced(id="p1", step="cancelled", at_ms=200))
+    assert w.active_pipeline_ids == []
+
+
+def test_agent_signal_targets_pipeline_whose_current_step_has_the_agent() -> None:
+    s = build(
+        [
+            created(),
+            ev.StepStarted(pipeline_id="p1", step="a", at_ms=101, agent_id="ag1"),
+            ev.AgentSignal(agent_id="ag1", kind="complete"),
+            ev.AgentSignal(agent_id="other", kind="escalate"),
+        ]
+    )
+    sig = s.pipelines["p1"].agent_signal
+    assert sig is not None and (sig.kind, sig.message) == ("complete", None)
+    s.apply(ev.PipelineAdvanced(id="p1", step="b", at_ms=102))
+    assert s.pipelines["p1"].agent_signal is None
+
+
+def test_session_deleted_clears_pipeline_session_id() -> None:
+    s = build([created(), ev.SessionCreated(id="oj-x", pipeline_id="p1")])
+    assert s.pipelines["p1"].session_id == "oj-x"
+    s.apply(ev.SessionDeleted(id="oj-x"))
+    assert s.pipelines["p1"].session_id is None
+    assert s.sessions == {}
+
+
+def test_workspace_created_is_persisted_with_owner() -> None:
+    s = build(
+        [
+            created(),
+            ev.WorkspaceCreated(id="ws-1", path="/w/ws-1", owner="p1", at_ms=150),
+            ev.WorkspaceReady(id="ws-1"),
+        ]
+    )
+    w = s.workspaces["ws-1"]
+    assert (w.status, w.mode, w.created_at_ms) == ("ready", "ephemeral", 150)
+    assert (s.pipelines["p1"].workspace_id, s.pipelines["p1"].workspace_path) == (
+        "ws-1",
+        "/w/ws-1",
+    )
+    s.apply(ev.WorkspaceFailed(id="ws-1", reason="disk"))
+    assert w.status == "failed: disk"
+    s.apply(ev.WorkspaceDeleted(id="ws-1"))
+    assert s.workspaces == {}
+
+
+def test_pipeline_prefix_lookup() -> None:
+    s = build([created("abc1"), created("abc2"), created("xyz")])
+    assert s.get_pipeline("xyz").id == "xyz"
+    assert s.get_pipeline("x").id == "xyz"
+    assert s.get_pipeline("abc") is None
+    assert s.get_pipeline("nope") is None
+    assert s.get_pipeline("") is None
+    with pytest.raises(AmbiguousPrefixError) as info:
+        s.find_pipeline("abc")
+    assert info.value.matches == ["abc1", "abc2"]
+    assert s.find_pipeline("abc2").id == "abc2"
+
+
+def test_runbook_loaded_is_content_addressed() -> None:
+    s = build(
+        [ev.RunbookLoaded(hash="h1", runbook={"a": 1}), ev.RunbookLoaded(hash="h1", runbook=2)]
+    )
+    assert s.runbooks["h1"].data == {"a": 1}
+
+
+def test_action_attempts_counted_and_reset_on_step_change() -> None:
+    s = build([created()] + [ev.PipelineActionAttempted(id="p1", key="idle:0")] * 2)
+    assert s.pipelines["p1"].action_attempts == {"idle:0": 2}
+    s.apply(ev.PipelineAdvanced(id="p1", step="b", at_ms=300))
+    assert s.pipelines["p1"].action_attempts == {}
+
+
+# --- queues and workers ----------------------------------------------------------------------------
+
+
+def push(item: str = "i1", ns: str = "ns") -> ev.QueuePushed:
+    return ev.QueuePushed(
+        queue_name="q", item_id=item, data={"k": "v"}, pushed_at_epoch_ms=1, namespace=ns
+    )
+
+
+def test_queue_push_is_idempotent_and_keyed_by_namespace() -> None:
+    s = build([push(), push(), push("i2", ns=""), push("i0")])
+    assert list(s.queue_items) == ["ns/q", "q"]
+    assert list(s.queue("q", "ns")) == ["i1", "i0"]  # push order
+    assert scoped_key("", "q") == "q"
+
+
+def test_failure_count_survives_automatic_retry_and_manual_retry_resets() -> None:
+    q = {"queue_name": "q", "item_id": "i1", "namespace": "ns"}
+    s = build(
+        [
+            push(),
+            ev.QueueTaken(worker_name="w", **q),
+            ev.QueueFailed(error="pipeline reached 'failed'", **q),
+            ev.QueueItemRetry(**q),
+            ev.QueueTaken(worker_name="w", **q),
+            ev.QueueFailed(**q),
+        ]
+    )
+    item = s.queue("q", "ns")["i1"]
+    assert (item.status, item.failure_count) == (QueueItemStatus.FAILED, 2)
+    s.apply(ev.QueueItemDead(**q))
+    assert item.status == QueueItemStatus.DEAD
+    s.apply(ev.QueueItemRetry(manual=True, **q))
+    assert (item.status, item.failure_count, item.worker_name) == (QueueItemStatus.PENDING, 0, None)
+    s.apply(ev.QueueCompleted(**q))
+    assert item.status == QueueItemStatus.COMPLETED
+    s.apply(ev.QueueDropped(**q))
+    assert s.queue("q", "ns") == {}
+
+
+def test_queue_item_prefix_lookup() -> None:
+    s = build([push("aaa1"), push("aaa2"), push("bbb")])
+    assert s.find_queue_item("q", "b", "ns").id == "bbb"
+    assert s.find_queue_item("q", "zz", "ns") is None
+    with pytest.raises(AmbiguousPrefixError):
+        s.find_queue_item("q", "aaa", "ns")
+
+
+def test_worker_stop_is_sticky_and_start_keeps_active_ids() -> None:
+    started = ev.WorkerStarted(
+        worker_name="w", project_root="/r", runbook_hash="h", queue_name="q", concurrency=1,
+        namespace="ns",
+    )  # fmt: skip
+    s = build(
+        [
+            started,
+            ev.WorkerItemDispatched(worker_name="w", item_id="i", pipeline_id="p9", namespace="ns"),
+            ev.WorkerStopped(worker_name="w", namespace="ns"),
+            ev.WorkerWake(worker_name="w", namespace="ns"),
+            ev.WorkerStopped(worker_name="unknown", namespace="ns"),
+        ]
+    )
+    w = s.get_worker("w", "ns")
+    assert (w.status, w.active_pipeline_ids) == (WorkerStatus.STOPPED, ["p9"])
+    assert "ns/unknown" not in s.workers
+    s.apply(started)
+    w = s.get_worker("w", "ns")
+    assert (w.status, w.active_pipeline_ids) == (WorkerStatus.RUNNING, ["p9"])
+    s.apply(ev.WorkerDeleted(worker_name="w", namespace="ns"))
+    assert s.get_worker("w", "ns") is None
+
+
+def test_events_without_state_effect_change_nothing() -> None:
+    s = build([created(), push()])
+    before = s.to_json()
+    for e in [
+        ev.AgentWorking(agent_id="x"),
+        ev.AgentIdle(agent_id="x"),
+        ev.PipelineResume(id="p1", message="go"),
+        ev.PipelineCancel(id="p1"),
+        ev.TimerStart(id="t"),
+        ev.SystemShutdown(),
+        ev.WorkerPollComplete(worker_name="w", items=[{"a": 1}]),
+        ev.CommandRun(
+            pipeline_id="p", pipeline_name="n", project_root="/", invoke_dir="/", namespace="",
+            command="c",
+        ),
+        ev.StepStarted(pipeline_id="missing", step="a", at_ms=1),
+        ev.QueueTaken(queue_name="q", item_id="missing", worker_name="w", namespace="ns"),
+    ]:  # fmt: skip
+        s.apply(e)
+    assert s.to_json() == before
