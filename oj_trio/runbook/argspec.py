@@ -287,7 +287,7 @@ def split_args(spec: ArgSpec, argv: Sequence[str]) -> SplitArgs:
 
     Known options/flags may appear anywhere; an option as the very last word stays positional;
     ``--opt=value`` and unknown dashes stay positional; ``--`` ends option parsing; ``-a k=v`` /
-    ``--arg k=v`` adds a named arg (later wins).
+    ``--arg k=v`` adds a named arg (later wins) unless the spec itself declares ``-a``.
     """
     positionals: list[str] = []
     named: dict[str, str] = {}
@@ -302,24 +302,23 @@ def split_args(spec: ArgSpec, argv: Sequence[str]) -> SplitArgs:
         if word == "--":
             rest_positional = True
             continue
-        if word in ARG_TOKENS and i < len(argv):
+        option = spec.option_by_token(word)
+        flag = spec.flag_by_token(word)
+        if word in ARG_TOKENS and option is None and flag is None and i < len(argv):
             key, value = parse_key_value(argv[i])
             named[key] = value
             i += 1
             continue
-        if word.startswith("--") or (len(word) == 2 and word.startswith("-")):
-            option = spec.option_by_token(word)
-            if option is not None:
-                if i < len(argv):
-                    named[option.name] = argv[i]
-                    i += 1
-                else:
-                    positionals.append(word)
-                continue
-            flag = spec.flag_by_token(word)
-            if flag is not None:
-                named[flag.name] = "true"
-                continue
+        if option is not None:
+            if i < len(argv):
+                named[option.name] = argv[i]
+                i += 1
+            else:
+                positionals.append(word)
+            continue
+        if flag is not None:
+            named[flag.name] = "true"
+            continue
         positionals.append(word)
     return SplitArgs(tuple(positionals), named)
 
