@@ -202,13 +202,8 @@ class Runtime:
         return definition
 
     def context(self, p: Pipeline, *, extra: dict[str, str] | None = None) -> dict[str, str]:
-        args = {f"args.{k}": v for k, v in p.vars.items() if "." not in k}
-        return templates.build_context(
-            p.vars,
-            pipeline_id=p.id,
-            name=p.name,
-            workspace=p.workspace_path or p.cwd,
-            extra={**args, **(extra or {})},
+        return template_context(
+            p.vars, pipeline_id=p.id, name=p.name, workspace=p.workspace_path or p.cwd, extra=extra
         )
 
     def step_env(self, p: Pipeline) -> dict[str, str]:
@@ -550,7 +545,9 @@ class Runtime:
 
         definition = runbook.pipelines[kind]
         values = {**definition.defaults, **vars}
-        name_context = {**values, **{f"var.{k}": v for k, v in values.items()}}
+        name_context = template_context(
+            values, pipeline_id=pipeline_id, name=values.get("name", pipeline_id)
+        )
         rendered = (
             templates.interpolate(definition.name, name_context, env=self.env)
             if definition.name
@@ -571,17 +568,12 @@ class Runtime:
             )
             cwd = str(ws_path)
         elif definition.cwd:
-            cwd_context = templates.build_context(values, pipeline_id=pipeline_id, name=name)
-            cwd = templates.interpolate(definition.cwd, {**values, **cwd_context}, env=self.env)
+            cwd_context = template_context(values, pipeline_id=pipeline_id, name=name)
+            cwd = templates.interpolate(definition.cwd, cwd_context, env=self.env)
         else:
             cwd = invoke_dir
         for key, template in definition.locals.items():
-            context = {
-                **values,
-                **templates.build_context(
-                    values, pipeline_id=pipeline_id, name=name, workspace=cwd
-                ),
-            }
+            context = template_context(values, pipeline_id=pipeline_id, name=name, workspace=cwd)
             values[f"local.{key}"] = await self._eval_local(key, template, context, invoke_dir)
         steps = definition.steps
         initial = steps[0].name if steps else "done"
@@ -956,6 +948,34 @@ class Runtime:
             else:
                 ns["active_pipelines"].append(entry)
         return [by_ns[k] for k in sorted(by_ns)]
+
+
+def template_context(
+    values: dict[str, str],
+    *,
+    pipeline_id: str,
+    name: str,
+    workspace: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The one template context every pipeline template sees (SPEC §4.7).
+
+    Pipeline vars keep the reference's flat shape (command args and item fields bare, plus
+    ``invoke.dir``, ``workspace.*``, ``local.*``, ``item.*``). On top of
+    :func:`templates.build_context` (``var.<k>``, namespaced keys at the top level, system
+    values), bare vars are also visible as ``args.<k>`` / ``var.args.<k>`` and as ``<k>``
+    (where that does not shadow a system value such as ``name``).
+    """
+    view = dict(values)
+    for key, value in values.items():
+        if "." not in key:
+            view.setdefault(f"args.{key}", value)
+    context = templates.build_context(
+        view, pipeline_id=pipeline_id, name=name, workspace=workspace, extra=extra
+    )
+    for key, value in values.items():
+        context.setdefault(key, value)
+    return context
 
 
 def shell_command_runbook(runbook: Runbook, name: str, run: RunShell, *, cwd: str) -> Runbook:
