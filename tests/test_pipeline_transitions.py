@@ -1,0 +1,244 @@
+"""Black-box: transition rules (reference §2.5, SPEC §4.5), failures and shell commands.
+
+Every step appends its own name to ``<kind>.trace`` in the invoking directory, so the order in
+which steps really ran is visible from outside. All pipelines of one runbook run at the same
+time (one daemon start-up for the whole rule table).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from blackbox import OjEnv
+
+RUNBOOK = """
+command "chain" {
+  run = { pipeline = "chain" }
+}
+command "nofall" {
+  run = { pipeline = "nofall" }
+}
+command "stepfail" {
+  run = { pipeline = "stepfail" }
+}
+command "pdone" {
+  run = { pipeline = "pdone" }
+}
+command "pfail" {
+  run = { pipeline = "pfail" }
+}
+command "precedence" {
+  run = { pipeline = "precedence" }
+}
+command "attempts" {
+  run = { pipeline = "attempts" }
+}
+command "donestep" {
+  run = { pipeline = "donestep" }
+}
+command "failing" {
+  run = { pipeline = "failing" }
+}
+
+# on_done chain: transition order a -> c -> b, not file order
+pipeline "chain" {
+  step "a" {
+    run     = "echo a >> chain.trace"
+    on_done = "c"
+  }
+  step "b" {
+    run = "echo b >> chain.trace"
+  }
+  step "c" {
+    run     = "echo c >> chain.trace"
+    on_done = { step = "b" }
+  }
+}
+
+# no fall-through: without on_done only the first step runs
+pipeline "nofall" {
+  step "a" {
+    run = "echo a >> nofall.trace"
+  }
+  step "b" {
+    run = "echo b >> nofall.trace"
+  }
+}
+
+pipeline "stepfail" {
+  step "a" {
+    run     = "echo a >> stepfail.trace; exit 1"
+    on_done = "b"
+    on_fail = "recover"
+  }
+  step "b" {
+    run = "echo b >> stepfail.trace"
+  }
+  step "recover" {
+    run = "echo recover >> stepfail.trace"
+  }
+}
+
+pipeline "pdone" {
+  on_done = "teardown"
+  step "a" {
+    run     = "echo a >> pdone.trace"
+    on_done = "b"
+  }
+  step "b" {
+    run = "echo b >> pdone.trace"
+  }
+  step "teardown" {
+    run = "echo teardown >> pdone.trace"
+  }
+}
+
+pipeline "pfail" {
+  on_fail = "cleanup"
+  step "a" {
+    run     = "echo a >> pfail.trace; exit 1"
+    on_done = "b"
+  }
+  step "b" {
+    run = "echo b >> pfail.trace"
+  }
+  step "cleanup" {
+    run = "echo cleanup >> pfail.trace"
+  }
+}
+
+# step-level transitions win over pipeline-level ones
+pipeline "precedence" {
+  on_done = "teardown"
+  on_fail = "cleanup"
+  step "a" {
+    run     = "echo a >> precedence.trace; exit 1"
+    on_fail = "fix"
+  }
+  step "fix" {
+    run     = "echo fix >> precedence.trace"
+    on_done = "last"
+  }
+  step "last" {
+    run = "echo last >> precedence.trace"
+  }
+  step "teardown" {
+    run = "echo teardown >> precedence.trace"
+  }
+  step "cleanup" {
+    run = "echo cleanup >> precedence.trace"
+  }
+}
+
+pipeline "attempts" {
+  step "work" {
+    run     = "echo work >> attempts.trace; exit 1"
+    on_fail = { step = "retry", attempts = 2 }
+  }
+  step "retry" {
+    run     = "echo retry >> attempts.trace"
+    on_done = "work"
+  }
+}
+
+# a step named done is an ordinary step (SPEC 4.5): it runs, then the pipeline is done
+pipeline "donestep" {
+  step "a" {
+    run     = "echo a >> donestep.trace"
+    on_done = "done"
+  }
+  step "done" {
+    run = "sleep 0.2; echo done >> donestep.trace"
+  }
+}
+
+pipeline "failing" {
+  step "a" {
+    run = "echo a >> failing.trace; exit 1"
+  }
+}
+"""
+
+EXPECTED = {
+    # kind: (trace, final step, final status)
+    "chain": (["a", "c", "b"], "done", "Completed"),
+    "nofall": (["a"], "done", "Completed"),
+    "stepfail": (["a", "recover"], "done", "Completed"),
+    "pdone": (["a", "b", "teardown"], "done", "Completed"),
+    "pfail": (["a", "cleanup"], "done", "Completed"),
+    "precedence": (["a", "fix", "last", "teardown"], "done", "Completed"),
+    "attempts": (["work", "retry", "work", "retry", "work"], "failed", "Failed"),
+    "donestep": (["a", "done"], "done", "Completed"),
+    "failing": (["a"], "failed", "Failed"),
+}
+
+
+def _trace(project: Path, kind: str) -> list[str]:
+    path = project / f"{kind}.trace"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_transition_rules(ojenv: OjEnv) -> None:
+    ojenv.runbook("rules.hcl", RUNBOOK)
+    ids = {kind: ojenv.run_pipeline(kind) for kind in EXPECTED}
+    for kind, pid in ids.items():
+        # `wait` returns when the pipeline is terminal; for `donestep` that must be after the
+        # step named `done` ran (it is an ordinary step, not a terminal marker).
+        ojenv.oj("pipeline", "wait", pid[:10], "--timeout", "60s")
+        trace, step, status = EXPECTED[kind]
+        detail = ojenv.pipeline(pid)
+        assert (kind, detail["step"], detail["step_status"]) == (kind, step, status)
+        assert (kind, _trace(ojenv.project, kind)) == (kind, trace)
+
+    # the history shows each step in the order it ran
+    chain = ojenv.pipeline(ids["chain"])
+    assert [s["name"] for s in chain["steps"]] == ["a", "c", "b"]
+    assert all(s["outcome"] == "completed" for s in chain["steps"])
+    donestep = ojenv.pipeline(ids["donestep"])
+    assert [(s["name"], s["outcome"]) for s in donestep["steps"]] == [
+        ("a", "completed"),
+        ("done", "completed"),
+    ]
+    attempts = ojenv.pipeline(ids["attempts"])
+    assert attempts["error"] == "shell exited with code 1"
+
+    # a failing step: list shows failed / Failed, show prints the error
+    failing = ids["failing"]
+    show = ojenv.ok("pipeline", "show", failing[:8])
+    assert "  Error: shell exited with code 1" in show.splitlines()
+    rows = [line.split() for line in ojenv.ok("pipeline", "list", "--no-limit").splitlines()]
+    row = next(r for r in rows if r[0] == failing[:12])
+    assert row[-1] == "Failed"
+    assert "failed" in row
+    wait = ojenv.oj("pipeline", "wait", failing)
+    assert wait.returncode == 1
+    assert "failed" in wait.stderr
+
+
+def test_shell_command_runs_in_project_root(ojenv: OjEnv) -> None:
+    ojenv.runbook(
+        "sh.hcl",
+        """
+        command "greet" {
+          args = "<who>"
+          run  = "printf '%s\\n' \\"hello ${args.who}\\" \\"$(pwd)\\" > greet.out"
+        }
+        """,
+    )
+    sub = ojenv.project / "sub" / "dir"
+    sub.mkdir(parents=True)
+    out = ojenv.ok("run", "greet", "it's me", cwd=sub)
+    assert "Command greet invoked." in out
+    pid = next(
+        line.split()[-1] for line in out.splitlines() if line.strip().startswith("oj pipeline show")
+    )
+    wait = ojenv.oj("pipeline", "wait", pid)
+    assert wait.returncode == 0, wait.stderr
+    detail = ojenv.pipeline(pid)
+    assert detail["kind"] == "greet"
+    assert [s["name"] for s in detail["steps"]] == ["run"]
+    assert (detail["step"], detail["step_status"]) == ("done", "Completed")
+    # cwd is the project root, not the invoking directory
+    written = (ojenv.project / "greet.out").read_text().splitlines()
+    assert written == ["hello it's me", str(ojenv.project)]
+    assert not (sub / "greet.out").exists()
