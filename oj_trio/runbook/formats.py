@@ -165,8 +165,13 @@ def _load_hcl(text: str, diag: Diagnostics) -> Any:
     except UnexpectedInput as exc:
         if isinstance(exc, UnexpectedToken):
             token = exc.token
-            what = "end of input" if token.type == "$END" else f"token {str(token)!r}"
-            message = f"unexpected {what}"
+            first_line = str(token).split("\n", 1)[0].strip()[:30]
+            if token.type == "$END":
+                message = "unexpected end of input"
+            elif not first_line:
+                message = "unexpected end of line"
+            else:
+                message = f"unexpected token {first_line!r}"
         elif isinstance(exc, UnexpectedCharacters):
             message = f"unexpected character {exc.char!r}"
         else:

@@ -51,12 +51,13 @@ class Where:
     step: tuple[int, str | None] | None = None
     fields: tuple[str | int, ...] = ()
     occurrence: int = 1
+    step_occurrence: int = 1  #: n-th step of that name (for duplicate step names)
 
     def field(self, *more: str | int) -> Where:
         return attrs.evolve(self, fields=self.fields + more)
 
-    def at_step(self, index: int, name: str | None) -> Where:
-        return attrs.evolve(self, step=(index, name), fields=())
+    def at_step(self, index: int, name: str | None, occurrence: int = 1) -> Where:
+        return attrs.evolve(self, step=(index, name), fields=(), step_occurrence=occurrence)
 
     @property
     def entity(self) -> str:
@@ -79,7 +80,9 @@ class Where:
             out = [(header, 1), (_word(self.name), 1)]
         if self.step is not None:
             index, name = self.step
-            out.append((_step_header(name), 1) if name else (_NAMELESS_STEP, index + 1))
+            out.append(
+                (_step_header(name), self.step_occurrence) if name else (_NAMELESS_STEP, index + 1)
+            )
         for part in self.fields:
             if isinstance(part, str):
                 out.append((_word(part), 1))
@@ -102,7 +105,10 @@ class Locator:
             return None, None
         position = 0
         found: int | None = None
-        for pattern, occurrence in where.needles():
+        needles = where.needles()
+        if where.step is None and not where.fields:
+            needles = needles[:1]  # the entity itself: point at its header
+        for pattern, occurrence in needles:
             regex = re.compile(pattern)
             start = position
             match = None

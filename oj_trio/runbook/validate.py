@@ -73,7 +73,9 @@ def validate_runbook(runbook: Runbook, diag: Diagnostics, *, check_shell: bool =
 
 
 def _step_where(pipeline: Pipeline, index: int) -> Where:
-    return Where("pipeline", pipeline.kind).at_step(index, pipeline.steps[index].name or None)
+    name = pipeline.steps[index].name
+    occurrence = 1 + sum(1 for s in pipeline.steps[:index] if s.name == name)
+    return Where("pipeline", pipeline.kind).at_step(index, name or None, occurrence)
 
 
 def _check_shell_fields(runbook: Runbook, diag: Diagnostics, check_shell: bool) -> None:
