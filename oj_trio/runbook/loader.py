@@ -86,12 +86,9 @@ def discover_runbooks(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     found: list[Path] = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(files):
-            if format_of(name):
-                found.append(Path(root) / name)
-    return found
+    for root, _dirs, files in os.walk(directory):
+        found.extend(Path(root) / name for name in files if format_of(name))
+    return sorted(found)
 
 
 def load_project(project_root: Path) -> list[LoadedRunbook]:

@@ -72,7 +72,7 @@ class Where:
     def needles(self) -> list[tuple[str, int]]:
         """Regexes to find one after another, each with the occurrence wanted."""
         kind = KIND_WORDS.get(self.kind, re.escape(self.kind))
-        header = rf"(?m)^[ \t]*\[*[ \t]*\"?{kind}\b"
+        header = rf"(?m)^[ \t]*[\[{{]*[ \t]*\"?{kind}\b"
         if self.occurrence > 1:
             # The n-th header line naming the entity (HCL: `pipeline "a" {`).
             out = [(header + rf"[^\n]*?{_word(self.name)}", self.occurrence)]
