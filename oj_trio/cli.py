@@ -99,7 +99,12 @@ def get_parser() -> argparse.ArgumentParser:
         "-n", "--limit", type=_positive_int, default=50, help="last N lines (default 50)"
     )
     p = add(psub, "wait", "wait until pipelines end", c.cmd_pipeline_wait)
-    p.add_argument("ids", nargs="+", metavar="ID", help="pipeline ids or unique prefixes")
+    p.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="pipeline ids or unique prefixes (none with --all: every active pipeline)",
+    )
     p.add_argument("--all", action="store_true", help="wait for all (default: the first to end)")
     p.add_argument("--timeout", help="give up after D (e.g. 30s, 5m, 1h30m)")
     p = add(psub, "prune", "remove old terminal pipelines", c.cmd_pipeline_prune)

@@ -436,6 +436,18 @@ def cmd_pipeline_wait(args: argparse.Namespace) -> int:
     timeout = parse_cli_duration(args.timeout) if args.timeout else None
     deadline = time.monotonic() + timeout if timeout else None
     client = Client()
+    if not args.ids:
+        if not args.all:
+            raise UsageError("specify pipeline IDs, or --all to wait for every active pipeline")
+        pipelines = client.query("ListPipelines")["pipelines"]
+        args.ids = [
+            p["id"]
+            for p in pipelines
+            if p["step"] not in TERMINAL and args.project in (None, p.get("namespace"))
+        ]
+        if not args.ids:
+            print("No active pipelines")
+            return 0
     printer = _WaitPrinter(prefix=len(args.ids) > 1)
     finished: dict[str, dict[str, Any]] = {}
     after = 0
