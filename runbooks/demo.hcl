@@ -1,10 +1,10 @@
 # Demo runbook: greetings and a throwaway workspace, using only bash and git.
 # Say hello through a three-step pipeline.
 #
-# Examples of the commands in this file:
-# Usage: oj run hello world --greeting Hi
-#        oj run uptime
-#        oj run scratch notes
+# Try it from a project that has this file under .oj/runbooks/:
+# Usage: oj run hello world --greeting Hi --shout
+# Usage: oj run uptime
+# Usage: oj run scratch "First note" some words
 
 command "hello" {
   description = "Greet someone through a three-step pipeline"
