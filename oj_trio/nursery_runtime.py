@@ -614,8 +614,12 @@ class Runtime:
         """
         if "$(" not in template:
             return templates.interpolate(template, context, env=self.env)
+        # An assignment's status is its command substitution's, so `set -e` catches `$(false)`;
+        # inherit_errexit makes a failure inside the substitution fail it too.
+        value = templates.interpolate_shell(template, context, env=self.env)
         script = (
-            'printf "%s" "' + templates.interpolate_shell(template, context, env=self.env) + '"'
+            "set -euo pipefail; shopt -s inherit_errexit; "
+            f'__oj_local="{value}"; printf "%s" "$__oj_local"'
         )
         try:
             result = await trio.run_process(
