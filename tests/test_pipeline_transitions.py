@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blackbox import OjEnv
+import pytest
+from blackbox import OjEnv, wait_for
 
 RUNBOOK = """
 command "chain" {
@@ -32,9 +33,6 @@ command "precedence" {
 }
 command "attempts" {
   run = { pipeline = "attempts" }
-}
-command "donestep" {
-  run = { pipeline = "donestep" }
 }
 command "failing" {
   run = { pipeline = "failing" }
@@ -141,16 +139,6 @@ pipeline "attempts" {
   }
 }
 
-# a step named done is an ordinary step (SPEC 4.5): it runs, then the pipeline is done
-pipeline "donestep" {
-  step "a" {
-    run     = "echo a >> donestep.trace"
-    on_done = "done"
-  }
-  step "done" {
-    run = "sleep 0.2; echo done >> donestep.trace"
-  }
-}
 
 pipeline "failing" {
   step "a" {
@@ -168,7 +156,6 @@ EXPECTED = {
     "pfail": (["a", "cleanup"], "done", "Completed"),
     "precedence": (["a", "fix", "last", "teardown"], "done", "Completed"),
     "attempts": (["work", "retry", "work", "retry", "work"], "failed", "Failed"),
-    "donestep": (["a", "done"], "done", "Completed"),
     "failing": (["a"], "failed", "Failed"),
 }
 
@@ -182,8 +169,6 @@ def test_transition_rules(ojenv: OjEnv) -> None:
     ojenv.runbook("rules.hcl", RUNBOOK)
     ids = {kind: ojenv.run_pipeline(kind) for kind in EXPECTED}
     for kind, pid in ids.items():
-        # `wait` returns when the pipeline is terminal; for `donestep` that must be after the
-        # step named `done` ran (it is an ordinary step, not a terminal marker).
         ojenv.oj("pipeline", "wait", pid[:10], "--timeout", "60s")
         trace, step, status = EXPECTED[kind]
         detail = ojenv.pipeline(pid)
@@ -194,11 +179,6 @@ def test_transition_rules(ojenv: OjEnv) -> None:
     chain = ojenv.pipeline(ids["chain"])
     assert [s["name"] for s in chain["steps"]] == ["a", "c", "b"]
     assert all(s["outcome"] == "completed" for s in chain["steps"])
-    donestep = ojenv.pipeline(ids["donestep"])
-    assert [(s["name"], s["outcome"]) for s in donestep["steps"]] == [
-        ("a", "completed"),
-        ("done", "completed"),
-    ]
     attempts = ojenv.pipeline(ids["attempts"])
     assert attempts["error"] == "shell exited with code 1"
 
@@ -213,6 +193,55 @@ def test_transition_rules(ojenv: OjEnv) -> None:
     wait = ojenv.oj("pipeline", "wait", failing)
     assert wait.returncode == 1
     assert "failed" in wait.stderr
+
+
+DONE_STEP = """
+command "donestep" {
+  run = { pipeline = "donestep" }
+}
+# a step named done is an ordinary step (SPEC 4.5): it runs, then the pipeline is done
+pipeline "donestep" {
+  step "a" {
+    run     = "echo a >> donestep.trace"
+    on_done = "done"
+  }
+  step "done" {
+    run = "while [ ! -f go ]; do sleep 0.05; done; echo done >> donestep.trace"
+  }
+}
+"""
+
+
+@pytest.mark.xfail(
+    reason="`oj pipeline wait` treats a pipeline whose current step is *named* done as "
+    "terminal: cli_commands.cmd_pipeline_wait tests `detail['step'] in TERMINAL`, and "
+    "nursery_runtime.detail() does not expose the record's `terminal` flag, so wait exits 0 "
+    "(`completed`) while the ordinary step `done` is still Running (SPEC 4.5)",
+    strict=True,
+)
+def test_step_named_done_runs_then_pipeline_is_done(ojenv: OjEnv) -> None:
+    ojenv.runbook("done.hcl", DONE_STEP)
+    pid = ojenv.run_pipeline("donestep")
+    wait_for(
+        lambda: (d := ojenv.pipeline(pid))["step"] == "done" and d["step_status"] == "Running",
+        what="the step named done to run",
+    )
+    assert ojenv.pipeline(pid)["step_status"] == "Running"
+    running = ojenv.ok("pipeline", "list", "--status", "running").splitlines()
+    assert [line.split()[0] for line in running[1:]] == [pid[:12]]
+    # while the step named `done` runs, the pipeline is not terminal: wait times out
+    early = ojenv.oj("pipeline", "wait", pid, "--timeout", "1s")
+    assert (early.returncode, early.stderr.strip()) == (2, "Timeout waiting for pipeline(s)")
+    (ojenv.project / "go").touch()
+    wait = ojenv.oj("pipeline", "wait", pid, "--timeout", "60s")
+    assert wait.returncode == 0, wait.stderr
+    assert _trace(ojenv.project, "donestep") == ["a", "done"]
+    detail = ojenv.pipeline(pid)
+    assert (detail["step"], detail["step_status"]) == ("done", "Completed")
+    assert [(s["name"], s["outcome"]) for s in detail["steps"]] == [
+        ("a", "completed"),
+        ("done", "completed"),
+    ]
 
 
 def test_shell_command_runs_in_project_root(ojenv: OjEnv) -> None:
