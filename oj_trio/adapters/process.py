@@ -243,6 +243,21 @@ def raise_fd_limit() -> int:
     return soft
 
 
+_devnull_fd: int | None = None
+
+
+def _devnull() -> int:
+    """A shared ``/dev/null`` descriptor (opened on first use, close-on-exec, never closed).
+
+    ``subprocess.DEVNULL`` opens and closes ``/dev/null`` on every spawn; under load those two
+    syscalls (and the GIL hand-offs around them) are a measurable share of a trivial step's cost.
+    """
+    global _devnull_fd
+    if _devnull_fd is None:
+        _devnull_fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return _devnull_fd
+
+
 def _spawn_error(exc: OSError, argv0: str, cwd: Path) -> ProcessSpawnError:
     """Turn the ``OSError`` of a failed spawn into a message a user can act on."""
     filename = os.fsdecode(exc.filename) if exc.filename is not None else None
@@ -374,12 +389,12 @@ async def run_shell(
     elif output_fd is not None:
         out = output_fd
     else:
-        out = subprocess.DEVNULL
+        out = _devnull()
     argv = [shell, "-c", shell_prefix + command]
     try:
         proc = await trio.lowlevel.open_process(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=_devnull(),
             stdout=out,
             stderr=out,
             cwd=cwd,
