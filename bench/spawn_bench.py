@@ -150,7 +150,11 @@ async def sleepers(mode: str, count: int, logs: Path) -> None:
 
     async def one(i: int) -> None:
         pid = f"s{i}"
-        if mode == "fd":
+        if mode == "raw bash":
+            await trio.run_process(
+                ["bash", "-c", "set -euo pipefail\nsleep 1"], stdin=subprocess.DEVNULL
+            )
+        elif mode == "fd":
             fd = plog.open_for_child(pid)
             try:
                 await run_shell("sleep 1", cwd=CWD, env=ENV, on_output=None, output_fd=fd)
@@ -181,7 +185,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sleepers", type=int, default=1000)
-    parser.add_argument("--sleep-only", choices=["fd", "on_output"])
+    parser.add_argument("--sleep-only", choices=["raw bash", "fd", "on_output"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="oj-spawn-bench-") as tmp:
         logs = Path(tmp)
@@ -191,7 +195,7 @@ def main() -> None:
         print(f"python {sys.version.split()[0]}, trio {trio.__version__}, {os.cpu_count()} cpus")
         trio.run(spawn_rates, args.steps, args.rounds, logs)
         log_write_rates(logs)
-    for mode in ("fd", "on_output"):
+    for mode in ("raw bash", "fd", "on_output"):
         cmd = [sys.executable, __file__, "--sleep-only", mode, "--sleepers", str(args.sleepers)]
         subprocess.run(cmd, check=True)
 
