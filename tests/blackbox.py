@@ -174,3 +174,63 @@ def oj_env() -> Iterator[OjEnv]:
     finally:
         env.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pids_with(marker: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains ``marker``."""
+    found = []
+    needle = marker.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        if needle in cmdline and _alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+class LineReader:
+    """Collects a child's stdout lines on a thread, so tests can wait for one with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        import threading
+
+        self.proc = proc
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self.lines)
+
+    def wait_line(self, needle: str, *, timeout: float = 15.0) -> str:
+        """The first line containing ``needle`` (waiting for it up to ``timeout`` s)."""
+        return wait_for(
+            lambda: next((line for line in self.snapshot() if needle in line), None),
+            timeout=timeout,
+            what=f"a line containing {needle!r}; got {self.snapshot()}",
+        )
+
+
+def popen_oj(env: OjEnv, *args: str) -> subprocess.Popen[str]:
+    """Start `oj ARGS` in the background (stdout/stderr piped, text mode)."""
+    return subprocess.Popen(
+        [OJ, *args],
+        cwd=env.project,
+        env=env.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

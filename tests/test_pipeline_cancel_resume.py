@@ -1,0 +1,154 @@
+"""Black-box: `oj pipeline cancel` (process groups, on_cancel) and `oj pipeline resume`."""
+
+from __future__ import annotations
+
+import uuid
+
+from blackbox import OjEnv, pids_with, wait_for
+
+
+def _runbook(marker: str) -> str:
+    return f"""
+    command "hang" {{
+      run = {{ pipeline = "hang" }}
+    }}
+    command "hangclean" {{
+      run = {{ pipeline = "hangclean" }}
+    }}
+    command "quick" {{
+      run = {{ pipeline = "quick" }}
+    }}
+    pipeline "hang" {{
+      step "work" {{
+        run = "(exec -a {marker}-a sleep 300) & (exec -a {marker}-b sleep 300) & sleep 300 & wait"
+      }}
+    }}
+    pipeline "hangclean" {{
+      step "work" {{
+        run       = "(exec -a {marker}-c sleep 300) & wait"
+        on_cancel = "cleanup"
+      }}
+      step "cleanup" {{
+        run = "echo cleaned > cleaned.txt"
+      }}
+    }}
+    pipeline "quick" {{
+      step "a" {{
+        run = "true"
+      }}
+    }}
+    """
+
+
+def test_cancel(ojenv: OjEnv) -> None:
+    marker = f"ojmark{uuid.uuid4().hex[:10]}"
+    ojenv.runbook("cancel.hcl", _runbook(marker))
+    hang = ojenv.run_pipeline("hang")
+    clean = ojenv.run_pipeline("hangclean")
+    quick = ojenv.run_pipeline("quick")
+    # the step's shell plus its grandchildren (two renamed sleeps, one plain) and hangclean's
+    wait_for(lambda: len(pids_with(f"{marker}-a")) >= 2, what="hang's grandchildren")
+    wait_for(lambda: len(pids_with(f"{marker}-b")) >= 2, what="hang's grandchildren")
+    wait_for(lambda: len(pids_with(f"{marker}-c")) >= 2, what="hangclean's grandchild")
+
+    out = ojenv.ok("pipeline", "cancel", hang[:10])
+    assert out == f"Cancelled pipeline {hang[:10]}\n"
+    wait_for(
+        lambda: not pids_with(f"{marker}-a") and not pids_with(f"{marker}-b"),
+        what="every process of the cancelled step to die",
+    )
+    detail = ojenv.wait_step(hang, "cancelled")
+    assert detail["step_status"] == "Failed"
+    assert detail["error"] == "cancelled"
+    waited = ojenv.oj("pipeline", "wait", hang)
+    assert waited.returncode == 4
+    assert "was cancelled" in waited.stderr
+
+    # on_cancel: the cleanup step runs, then the pipeline ends cancelled
+    ojenv.ok("pipeline", "cancel", clean)
+    wait_for(lambda: not pids_with(f"{marker}-c"), what="hangclean's step to die")
+    ojenv.wait_step(clean, "cancelled")
+    assert (ojenv.project / "cleaned.txt").read_text() == "cleaned\n"
+    detail = ojenv.pipeline(clean)
+    assert [s["name"] for s in detail["steps"]] == ["work", "cleanup"]
+    assert detail["step_status"] == "Failed"
+
+    # cancel of a terminal pipeline; unknown id
+    assert ojenv.oj("pipeline", "wait", quick).returncode == 0
+    again = ojenv.oj("pipeline", "cancel", quick[:8], hang)
+    assert again.returncode == 0
+    assert again.stdout.splitlines() == [
+        f"Pipeline {quick[:8]} was already terminal",
+        f"Pipeline {hang} was already terminal",
+    ]
+    unknown = ojenv.oj("pipeline", "cancel", "nope-nope")
+    assert unknown.returncode == 1
+    assert "Pipeline not found: nope-nope" in unknown.stderr
+    assert ojenv.pipeline(quick)["step"] == "done"
+
+
+RESUME = """
+command "flaky" {
+  args     = "[--extra <extra>]"
+  defaults = { extra = "none" }
+  run      = { pipeline = "flaky" }
+}
+command "quick" {
+  run = { pipeline = "quick" }
+}
+pipeline "flaky" {
+  step "check" {
+    run     = "echo check >> flaky.trace; test -f flag"
+    on_done = "after"
+  }
+  step "after" {
+    run = "echo \\"after ${var.extra}\\" > after.out"
+  }
+}
+pipeline "quick" {
+  step "a" {
+    run = "true"
+  }
+}
+"""
+
+
+def test_resume(ojenv: OjEnv) -> None:
+    ojenv.runbook("flaky.hcl", RESUME)
+    pid = ojenv.run_pipeline("flaky")
+    assert ojenv.oj("pipeline", "wait", pid).returncode == 1
+    detail = ojenv.pipeline(pid)
+    assert (detail["step"], detail["error"]) == ("failed", "shell exited with code 1")
+
+    # resume without fixing: the step re-runs and fails again
+    out = ojenv.ok("pipeline", "resume", pid[:9])
+    assert out.startswith(f"Resumed pipeline {pid[:9]}")
+    wait_for(
+        lambda: (ojenv.project / "flaky.trace").read_text().split() == ["check", "check"],
+        what="the failed step to run again",
+    )
+    ojenv.wait_step(pid, "failed")
+
+    # fix the cause, resume with a var: the step re-runs, the var reaches the next step
+    (ojenv.project / "flag").touch()
+    out = ojenv.ok("pipeline", "resume", pid[:9], "--var", "extra=given value")
+    assert out.startswith(f"Updated vars and resumed pipeline {pid[:9]}")
+    wait = ojenv.oj("pipeline", "wait", pid)
+    assert wait.returncode == 0, wait.stderr
+    detail = ojenv.pipeline(pid)
+    assert (detail["step"], detail["step_status"]) == ("done", "Completed")
+    assert detail["vars"]["extra"] == "given value"
+    assert "    extra: given value" in ojenv.ok("pipeline", "show", pid).splitlines()
+    assert (ojenv.project / "after.out").read_text() == "after given value\n"
+    assert [s["name"] for s in detail["steps"]][-2:] == ["check", "after"]
+
+    # resume of a completed pipeline is refused and changes nothing
+    before = ojenv.pipeline(pid)
+    done_again = ojenv.oj("pipeline", "resume", pid, "--var", "extra=x")
+    assert done_again.returncode != 0
+    assert done_again.stderr.strip()
+    assert ojenv.pipeline(pid) == before
+
+    unknown = ojenv.oj("pipeline", "resume", "nope-nope")
+    assert unknown.returncode != 0
+    assert "not found" in unknown.stderr.lower()
