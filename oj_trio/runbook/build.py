@@ -35,7 +35,6 @@ from .model import (
     Worker,
 )
 
-_MISSING = object()
 _STAND_IN_RUN = RunShell("true")
 
 
