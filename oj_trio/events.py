@@ -483,17 +483,21 @@ def make_event_converter() -> cattrs.Converter:
 
 
 converter = make_event_converter()
-_unstructure_event = converter.get_unstructure_hook(Event)
+# Per-class hooks + the tag set by hand: the same output as unstructuring the union (a test checks),
+# without the union dispatch on the append hot path.
+_UNSTRUCTURE = {cls: converter.get_unstructure_hook(cls) for cls in EVENT_TYPES}
 
 
 def event_to_dict(event: EventBase) -> dict[str, Any]:
-    """Event → JSON-ready dict with its ``type`` tag."""
-    return _unstructure_event(event)
+    """Event → JSON-ready dict with its ``type`` tag (last, as the tagged-union converter puts it)."""
+    data = _UNSTRUCTURE[type(event)](event)
+    data["type"] = event.TAG
+    return data
 
 
 def encode_event(event: EventBase) -> bytes:
     """Event → compact JSON bytes (the ``event`` part of a WAL line)."""
-    return orjson.dumps(_unstructure_event(event))
+    return orjson.dumps(event_to_dict(event))
 
 
 # --- decoding ------------------------------------------------------------------------------------

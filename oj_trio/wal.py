@@ -71,22 +71,26 @@ def snapshot_path(state_dir: Path) -> Path:
 # --- lines -----------------------------------------------------------------------------------------
 
 
-def frame_line(seq: int, event_json: bytes) -> bytes:
-    """One WAL line from an already-encoded event (see :func:`oj_trio.events.encode_event`)."""
-    head = b'{"seq":%d,"event":%b' % (seq, event_json)
+def frame_line(seq: int, event_json: bytes, *, more: bool = False) -> bytes:
+    """One WAL line from an already-encoded event (see :func:`oj_trio.events.encode_event`).
+
+    ``more`` marks every line of a multi-event append but the last, so replay treats the append as
+    one unit: a group cut short by a crash is cut off entirely (commits are atomic).
+    """
+    head = b'{"seq":%d,"event":%b%b' % (seq, event_json, b',"more":true' if more else b"")
     return b'%b,"crc":%d}\n' % (head, zlib.crc32(head))
 
 
-def encode_line(seq: int, event: EventBase) -> bytes:
-    return frame_line(seq, encode_event(event))
+def encode_line(seq: int, event: EventBase, *, more: bool = False) -> bytes:
+    return frame_line(seq, encode_event(event), more=more)
 
 
 class _BadLine(Exception):
     """A line that is not a complete, intact WAL record (torn, truncated, bit-flipped)."""
 
 
-def parse_line(line: bytes) -> tuple[int, Any]:
-    """Check one line's framing and integrity; return ``(seq, raw event dict)``.
+def parse_line(line: bytes) -> tuple[int, Any, bool]:
+    """Check one line's framing and integrity; return ``(seq, raw event dict, more)``.
 
     Raises:
         _BadLine: not newline-terminated, not JSON, wrong shape or CRC mismatch.
@@ -102,16 +106,19 @@ def parse_line(line: bytes) -> tuple[int, Any]:
     seq = obj.get("seq")
     if type(seq) is not int or seq < 1 or "event" not in obj:
         raise _BadLine("missing or invalid seq/event")
+    more = obj.get("more", False)
+    if more is not True and more is not False:
+        raise _BadLine("invalid 'more' flag")
     crc = obj.get("crc")
     if crc is not None:
-        if len(obj) != 3:
+        if len(obj) != 3 + ("more" in obj):
             raise _BadLine("unexpected keys")
         cut = line.rfind(_CRC_SEP)
         if cut < 0 or zlib.crc32(line[:cut]) != crc:
             raise _BadLine("CRC mismatch")
-    elif len(obj) != 2:
+    elif len(obj) != 2 + ("more" in obj):
         raise _BadLine("unexpected keys")
-    return seq, obj["event"]
+    return seq, obj["event"], more
 
 
 def read_wal(path: Path) -> list[tuple[int, EventBase]]:
@@ -120,7 +127,7 @@ def read_wal(path: Path) -> list[tuple[int, EventBase]]:
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             try:
-                seq, raw = parse_line(line)
+                seq, raw, _more = parse_line(line)
             except _BadLine as exc:
                 raise CorruptStateError(f"{path}: line {lineno}: {exc}") from None
             out.append((seq, event_from_dict(raw, seq=seq)))
@@ -279,13 +286,15 @@ def replay(state_dir: Path) -> ReplayResult:
     valid_end = 0
     bad: tuple[int, int, str] | None = None  # (lineno, byte offset, reason) of the first bad line
     lineno = 0
+    group: list[tuple[int, int, Any]] = []  # (lineno, seq, raw) of an unfinished multi-event append
+    group_start = (0, 0)  # (lineno, offset) where the unfinished group began
     if wal_file.exists():
         with open(wal_file, "rb") as f:
             offset = 0
             for line in f:
                 lineno += 1
                 try:
-                    seq, raw = parse_line(line)
+                    seq, raw, more = parse_line(line)
                 except _BadLine as exc:
                     if bad is None:
                         bad = (lineno, offset, str(exc))
@@ -310,19 +319,28 @@ def replay(state_dir: Path) -> ReplayResult:
                         f"{wal_file}: line {lineno}: seq {seq} does not follow seq {prev_wal_seq}"
                     )
                 prev_wal_seq = seq
+                if not group:
+                    group_start = (lineno, offset)
                 offset += len(line)
-                valid_end = offset
-                if seq <= snap_seq:
+                group.append((lineno, seq, raw))
+                if more:
                     continue
-                try:
-                    event = event_from_dict(raw, seq=seq)
-                except EventDecodeError as exc:
-                    raise CorruptStateError(
-                        f"{wal_file}: line {lineno}: {exc} (written by a newer oj?)"
-                    ) from None
-                apply(event)
-                replayed += 1
-                last_seq = seq
+                valid_end = offset
+                for g_lineno, g_seq, g_raw in group:
+                    if g_seq <= snap_seq:
+                        continue
+                    try:
+                        event = event_from_dict(g_raw, seq=g_seq)
+                    except EventDecodeError as exc:
+                        raise CorruptStateError(
+                            f"{wal_file}: line {g_lineno}: {exc} (written by a newer oj?)"
+                        ) from None
+                    apply(event)
+                    replayed += 1
+                    last_seq = g_seq
+                group.clear()
+    if group:  # the tail is an append cut short by a crash: drop all of it
+        bad = (group_start[0], group_start[1], "incomplete multi-event append")
 
     if snapshot_bad is not None and prev_wal_seq is None and snap_file.exists():
         raise CorruptStateError(
@@ -414,10 +432,29 @@ class WalStats:
 
 @attrs.define(eq=False)
 class _Batch:
+    """Lines waiting for one write+fsync, and the tasks parked until it is done."""
+
     lines: list[bytes] = attrs.Factory(list)
     events: list[tuple[int, EventBase]] = attrs.Factory(list)
-    done: trio.Event = attrs.Factory(trio.Event)
+    waiters: list[trio.lowlevel.Task] = attrs.Factory(list)
+    done: bool = False
     error: BaseException | None = None
+
+    def release(self, error: BaseException | None = None) -> None:
+        """Record the outcome and wake every waiter (exactly once)."""
+        if self.done:
+            return
+        self.done = True
+        self.error = error
+        for task in self.waiters:
+            trio.lowlevel.reschedule(task)
+        self.waiters.clear()
+
+
+def _refuse_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+    # An append cannot be taken back once its lines are queued, so a cancellation waits for the
+    # outcome (a few ms at most) instead of leaving the caller unsure whether the events happened.
+    return trio.lowlevel.Abort.FAILED
 
 
 @attrs.define(eq=False)
@@ -526,14 +563,17 @@ class WalWriter:
             return []
         batch = self._open
         first = self._next_seq
+        last = len(encoded) - 1
         for i, (event, data) in enumerate(zip(events, encoded, strict=True)):
-            batch.lines.append(frame_line(first + i, data))
+            batch.lines.append(frame_line(first + i, data, more=i < last))
             batch.events.append((first + i, event))
         self._next_seq = first + len(encoded)
         self.stats.appends += 1
         self._wakeup.set()
-        with trio.CancelScope(shield=True):
-            await batch.done.wait()
+        # Park uninterruptibly (cheaper than a shielded CancelScope + Event on this hot path); the
+        # flusher (or _fail) always releases the batch.
+        batch.waiters.append(trio.lowlevel.current_task())
+        await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
         if batch.error is not None:
             raise WalError(f"WAL append failed: {batch.error}") from batch.error
         return list(range(first, first + len(encoded)))
@@ -610,8 +650,7 @@ class WalWriter:
         try:
             await trio.to_thread.run_sync(self._write_sync, data)
         except BaseException as exc:
-            batch.error = exc
-            batch.done.set()
+            batch.release(exc)
             log.error("WAL write failed, refusing further appends: %r", exc)
             raise WalError(f"WAL write/fsync failed: {exc}") from exc
         self.stats.batches += 1
@@ -623,11 +662,10 @@ class WalWriter:
             try:
                 self._on_durable(batch.events)
             except BaseException as exc:
-                batch.error = exc
-                batch.done.set()
+                batch.release(exc)
                 log.exception("applying durable events failed; memory and WAL now disagree")
                 raise WalError(f"applying durable events failed: {exc!r}") from exc
-        batch.done.set()
+        batch.release()
 
     def _write_sync(self, data: bytes) -> None:
         view = memoryview(data)
@@ -679,9 +717,7 @@ class WalWriter:
         pending = [self._open]
         self._open = _Batch()
         for batch in pending:
-            if batch.lines and not batch.done.is_set():
-                batch.error = exc
-                batch.done.set()
+            batch.release(exc)
         for req in self._checkpoints:
             req.error = WalError(f"WAL writer stopped: {exc}")
             req.done.set()
