@@ -6,8 +6,9 @@ spawn rate in the same run; 1,000 concurrent ``sleep 1`` steps done in <= 3 s.
 Variants are interleaved round by round (the machine is noisy: compare ratios within one run):
 
 * ``raw sh``     — ``trio.run_process(["sh", "-c", "true"])`` (SPEC's baseline; dash here)
-* ``raw bash``   — ``trio.run_process(["bash", "-c", "set -euo pipefail\\ntrue"])``, the same
-  shell and script ``run_shell`` must run (reference §2.4), to separate bash's cost from ours
+* ``raw bash``   — ``trio.run_process(["bash", "-c", "set -euo pipefail\\ntrue"])`` with the same
+  spawn options as ``run_shell`` (own session, /dev/null stdio): the shell and script
+  ``run_shell`` must run (reference §2.4), to separate bash's cost from our wrapper's
 * ``run_shell/devnull``, ``run_shell/on_output`` (pipes + per-line callback into a PipelineLog),
   ``run_shell/log fd`` (child writes straight into the pipeline log)
 
@@ -69,7 +70,13 @@ def variants(plog: PipelineLog) -> dict[str, Callable[[int], Awaitable[object]]]
         await trio.run_process(["sh", "-c", "true"])
 
     async def raw_bash(i: int) -> None:
-        await trio.run_process(["bash", "-c", "set -euo pipefail\ntrue"])
+        await trio.run_process(
+            ["bash", "-c", "set -euo pipefail\ntrue"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     async def rs_devnull(i: int) -> None:
         await run_shell("true", cwd=CWD, env=ENV, on_output=None)
