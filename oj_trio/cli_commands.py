@@ -432,6 +432,11 @@ class _WaitPrinter:
 TERMINAL = ("done", "failed", "cancelled")
 
 
+def is_terminal(pipeline: dict[str, Any]) -> bool:
+    """A step merely *named* done is not the end (SPEC §4.5): trust the daemon's flag."""
+    return bool(pipeline.get("terminal", pipeline["step"] in TERMINAL))
+
+
 def cmd_pipeline_wait(args: argparse.Namespace) -> int:
     timeout = parse_cli_duration(args.timeout) if args.timeout else None
     deadline = time.monotonic() + timeout if timeout else None
@@ -443,7 +448,7 @@ def cmd_pipeline_wait(args: argparse.Namespace) -> int:
         args.ids = [
             p["id"]
             for p in pipelines
-            if p["step"] not in TERMINAL and args.project in (None, p.get("namespace"))
+            if not is_terminal(p) and args.project in (None, p.get("namespace"))
         ]
         if not args.ids:
             print("No active pipelines")
@@ -467,7 +472,7 @@ def cmd_pipeline_wait(args: argparse.Namespace) -> int:
                 print(f"Pipeline not found: {given}", file=sys.stderr)
                 return 3
             printer.update(detail)
-            if detail["step"] in TERMINAL and detail["id"] not in finished:
+            if is_terminal(detail) and detail["id"] not in finished:
                 finished[detail["id"]] = detail
                 _print_final(detail)
         wanted = len({d for d in args.ids}) if args.all else 1

@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,9 @@ class _Task:
     scope: trio.CancelScope | None = None
     cancel_requested: bool = False
     interrupted: bool = False
+    #: The step whose ``step:started`` went out with the transition into it (one commit instead
+    #: of two per step); the task must run it rather than treat it as interrupted.
+    prestarted: str | None = None
     idle: trio.Event = attrs.Factory(trio.Event)
 
 
@@ -156,7 +159,10 @@ class Runtime:
                     rerun = False
                     await self._run_step(p, task)
                 elif p.step_status == StepStatus.RUNNING:
-                    await self._recover_interrupted(p)
+                    if task.prestarted == p.step:
+                        await self._run_step(p, task)
+                    else:
+                        await self._recover_interrupted(p)
                 elif p.step_status == StepStatus.COMPLETED:
                     await self._advance(p)
                 elif p.step_status == StepStatus.FAILED:
@@ -230,7 +236,9 @@ class Runtime:
                 p, f"{kind} steps are not supported by this daemon yet: {kind} '{target}'"
             )
             return
-        await self._commit(ev.StepStarted(pipeline_id=p.id, step=p.step, at_ms=now_ms()))
+        if task.prestarted != p.step or p.step_status != StepStatus.RUNNING:
+            await self._commit(ev.StepStarted(pipeline_id=p.id, step=p.step, at_ms=now_ms()))
+        task.prestarted = None
         self.log.write(p.id, p.step, "step started")
         cwd = Path(p.workspace_path or p.cwd)
         command = templates.interpolate_shell(step.run.command, self.context(p), env=self.env)
@@ -284,15 +292,16 @@ class Runtime:
             return
         assert code is not None
         exit_code = code if code >= 0 else -1
-        await self._commit(
-            ev.ShellExited(pipeline_id=p.id, step=step_name, exit_code=exit_code, at_ms=now_ms())
+        exited = ev.ShellExited(
+            pipeline_id=p.id, step=step_name, exit_code=exit_code, at_ms=now_ms()
         )
+        # The exit and the transition it causes are one durable batch.
         if exit_code == 0:
             self.log.write(p.id, step_name, "shell completed (exit 0)")
-            await self._advance(p)
+            await self._advance(p, before=[exited])
         else:
             self.log.write(p.id, step_name, f"shell failed (exit {exit_code})")
-            await self._fail(p, f"shell exited with code {exit_code}")
+            await self._fail(p, f"shell exited with code {exit_code}", before=[exited])
 
     async def _recover_interrupted(self, p: Pipeline) -> None:
         """A step whose exit was never recorded: kill leftovers, then fail it as interrupted."""
@@ -314,7 +323,12 @@ class Runtime:
         """Events that move ``p`` to ``target``: a step, or the end of the pipeline."""
         at = now_ms()
         if _find_step(definition, target) is not None:
-            return [ev.PipelineAdvanced(id=p.id, step=target, at_ms=at, terminal=False)]
+            advanced = ev.PipelineAdvanced(id=p.id, step=target, at_ms=at, terminal=False)
+            task = self._tasks.get(p.id)
+            if task is None or self._draining or task.cancel_requested or task.interrupted:
+                return [advanced]
+            task.prestarted = target
+            return [advanced, ev.StepStarted(pipeline_id=p.id, step=target, at_ms=at)]
         if target in TERMINAL_NAMES:
             return [ev.PipelineAdvanced(id=p.id, step=target, at_ms=at, terminal=True)]
         raise OjError(f"transition to unknown step '{target}'")
@@ -337,23 +351,24 @@ class Runtime:
         if task is not None:
             await self._run_step(p, task)
 
-    async def _advance(self, p: Pipeline) -> None:
+    async def _advance(self, p: Pipeline, *, before: Sequence[ev.EventBase] = ()) -> None:
         definition = self.pipeline_def(p)
         step = _find_step(definition, p.step)
         at = now_ms()
         if step is not None and step.on_done is not None:
-            await self._goto(
-                p, step.on_done.step, before=[], message=f"advancing to {step.on_done.step}"
-            )
+            target = step.on_done.step
+            await self._goto(p, target, before=[*before], message=f"advancing to {target}")
             return
         if definition.on_done is not None and p.step != definition.on_done.step:
             target = definition.on_done.step
             await self._goto(
-                p, target, before=[], message=f"pipeline on_done: advancing to {target}"
+                p, target, before=[*before], message=f"pipeline on_done: advancing to {target}"
             )
             return
         final = "cancelled" if p.cancelling else "done"
-        await self._commit(ev.PipelineAdvanced(id=p.id, step=final, at_ms=at, terminal=True))
+        await self._commit(
+            *before, ev.PipelineAdvanced(id=p.id, step=final, at_ms=at, terminal=True)
+        )
 
     def _on_fail_target(
         self, p: Pipeline, definition: PipelineDef, step: Step | None
@@ -372,29 +387,29 @@ class Runtime:
         raw = p.vars.get(f"oj.attempts.{key}")
         return int(raw) if raw and raw.isdigit() else 0
 
-    async def _fail(self, p: Pipeline, error: str) -> None:
+    async def _fail(self, p: Pipeline, error: str, *, before: Sequence[ev.EventBase] = ()) -> None:
         definition = self.pipeline_def(p)
         step = _find_step(definition, p.step)
         at = now_ms()
         failed = ev.StepFailed(pipeline_id=p.id, step=p.step, error=error, at_ms=at)
         transition, key = self._on_fail_target(p, definition, step)
         if transition is not None:
-            before: list[ev.EventBase] = [failed]
+            events: list[ev.EventBase] = [*before, failed]
             if key:
                 # Counted in vars so the count survives restarts and resets on a manual resume.
                 count = self._attempts(p, key) + 1
-                before.append(ev.PipelineUpdated(id=p.id, vars={f"oj.attempts.{key}": str(count)}))
+                events.append(ev.PipelineUpdated(id=p.id, vars={f"oj.attempts.{key}": str(count)}))
             label = "on_fail" if key else "pipeline on_fail"
             await self._goto(
                 p,
                 transition.step,
-                before=before,
+                before=events,
                 message=f"{label}: advancing to {transition.step}",
             )
             return
         self.log.write(p.id, p.step, f"pipeline failed: {error}")
         await self._commit(
-            failed, ev.PipelineAdvanced(id=p.id, step="failed", at_ms=at, terminal=True)
+            *before, failed, ev.PipelineAdvanced(id=p.id, step="failed", at_ms=at, terminal=True)
         )
 
     async def _cancel_route(self, p: Pipeline) -> None:
@@ -1027,6 +1042,7 @@ def summary(p: Pipeline) -> dict[str, Any]:
         "kind": p.kind,
         "step": p.step,
         "step_status": str(p.step_status),
+        "terminal": p.terminal,
         "created_at_ms": first,
         "updated_at_ms": p.updated_at_ms,
         "namespace": p.namespace,
@@ -1040,6 +1056,7 @@ def detail(p: Pipeline) -> dict[str, Any]:
         "kind": p.kind,
         "step": p.step,
         "step_status": str(p.step_status),
+        "terminal": p.terminal,
         "vars": {k: v for k, v in p.vars.items() if not k.startswith("oj.")},
         "workspace_path": p.workspace_path,
         "session_id": p.session_id,
