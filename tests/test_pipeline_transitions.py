@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from blackbox import OjEnv, wait_for
 
 RUNBOOK = """
@@ -212,13 +211,6 @@ pipeline "donestep" {
 """
 
 
-@pytest.mark.xfail(
-    reason="`oj pipeline wait` treats a pipeline whose current step is *named* done as "
-    "terminal: cli_commands.cmd_pipeline_wait tests `detail['step'] in TERMINAL`, and "
-    "nursery_runtime.detail() does not expose the record's `terminal` flag, so wait exits 0 "
-    "(`completed`) while the ordinary step `done` is still Running (SPEC 4.5)",
-    strict=True,
-)
 def test_step_named_done_runs_then_pipeline_is_done(ojenv: OjEnv) -> None:
     ojenv.runbook("done.hcl", DONE_STEP)
     pid = ojenv.run_pipeline("donestep")
