@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from blackbox import OjEnv
 
 BUILD = """
@@ -169,14 +168,9 @@ def test_locals_resolved_once_at_creation(ojenv: OjEnv) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="a failing $(...) local is ignored: Runtime._eval_local runs "
-    '`printf "%s" "$(false)"`, whose exit status is printf\'s (0), so the pipeline is '
-    "created with an empty local instead of `oj run` failing",
-    strict=True,
-)
 def test_failing_local_aborts_creation(ojenv: OjEnv) -> None:
     ojenv.runbook("loc.hcl", LOCALS)
+    ojenv.ok("daemon", "start")
     before = ojenv.json("pipeline", "list")
     bad = ojenv.oj("run", "badlocal", "x")
     assert bad.returncode != 0
