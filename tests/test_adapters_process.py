@@ -187,7 +187,7 @@ async def test_env_cwd_and_stdin(tmp_path: Path) -> None:
         on_output=out,
     )
     assert code == 0
-    assert out.of("stdout") == ["a b $c", str(tmp_path.resolve()), "stdin done"]  # noqa: ASYNC240
+    assert out.of("stdout") == ["a b $c", str(tmp_path.resolve()), "stdin done"]
 
 
 # -------------------------------------------------------------------------------- spawn failures
@@ -353,3 +353,29 @@ async def test_find_and_terminate_orphans(popens: list[subprocess.Popen[bytes]])
     assert find_step_processes(marker) == []
     assert alive(bystander.pid)
     assert await terminate_orphans(pipeline, "build", grace=0.3) == 0
+
+
+# ---------------------------------------------------------------------------------- descriptors
+
+
+async def test_no_descriptor_leak(tmp_path: Path) -> None:
+    """Pipes are the adapter's own; every path (exit, cancel, spawn failure, callback error) must
+    close them, or a long-running daemon runs out of descriptors."""
+
+    def count() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    await run_shell("echo warm", cwd=Path("/"), env=env(), on_output=Collector())
+    before = count()
+    for _ in range(5):
+        await run_shell("echo x; echo y >&2", cwd=Path("/"), env=env(), on_output=Collector())
+        with pytest.raises(ProcessSpawnError):
+            await run_shell("true", cwd=tmp_path / "missing", env=env(), on_output=Collector())
+        await run_until_output("echo go; sleep 300", 1, grace=1.0)
+
+        def boom(stream: str, line: str) -> None:
+            raise ValueError("bad consumer")
+
+        with pytest.raises(ValueError, match="bad consumer"):
+            await run_shell("echo x; sleep 300", cwd=Path("/"), env=env(), on_output=boom)
+    assert count() == before

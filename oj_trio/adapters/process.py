@@ -32,7 +32,6 @@ import logging
 import os
 import resource
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -304,45 +303,54 @@ async def _terminate_group(proc: trio.Process, pgid: int, grace: float) -> None:
 
 
 async def _pump(
-    stream: trio.abc.ReceiveStream,
+    fd: int,
     name: str,
     on_output: Callable[[str, str], None],
     scope: trio.CancelScope,
     errors: list[BaseException],
     on_error: Callable[[], None],
 ) -> None:
-    """Read ``stream`` to EOF and hand each complete line (without its newline) to ``on_output``.
+    """Read the pipe ``fd`` to EOF, hand each complete line (without its newline) to
+    ``on_output``, then close ``fd``.
 
     Runs in a shielded scope so output produced while the group is being killed is still delivered;
     the caller bounds it with ``scope.deadline`` once the group is gone. A trailing line without a
-    newline is delivered at EOF. Undecodable bytes are replaced, never fatal.
+    newline is delivered at EOF. Undecodable bytes are replaced, never fatal. Reads the raw fd
+    (``os.read`` + ``wait_readable``) rather than through a trio stream: this runs twice per step
+    and the stream layer's bookkeeping is a visible share of a trivial step's cost.
     """
     buf = bytearray()
-    with scope:
-        try:
-            while True:
-                chunk = await stream.receive_some(MAX_LINE_BYTES)
-                if not chunk:
-                    break
-                buf += chunk
-                start = 0
+    try:
+        with scope:
+            try:
                 while True:
-                    nl = buf.find(b"\n", start)
-                    if nl < 0:
+                    try:
+                        chunk = os.read(fd, MAX_LINE_BYTES)
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_readable(fd)
+                        continue
+                    if not chunk:
                         break
-                    on_output(name, buf[start:nl].decode("utf-8", "replace"))
-                    start = nl + 1
-                del buf[:start]
-                while len(buf) >= MAX_LINE_BYTES:
-                    on_output(name, buf[:MAX_LINE_BYTES].decode("utf-8", "replace"))
-                    del buf[:MAX_LINE_BYTES]
-            if buf:
-                on_output(name, buf.decode("utf-8", "replace"))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
-        except Exception as exc:
-            errors.append(exc)
-            on_error()
+                    buf += chunk
+                    start = 0
+                    while True:
+                        nl = buf.find(b"\n", start)
+                        if nl < 0:
+                            break
+                        on_output(name, buf[start:nl].decode("utf-8", "replace"))
+                        start = nl + 1
+                    del buf[:start]
+                    while len(buf) >= MAX_LINE_BYTES:
+                        on_output(name, buf[:MAX_LINE_BYTES].decode("utf-8", "replace"))
+                        del buf[:MAX_LINE_BYTES]
+                if buf:
+                    on_output(name, buf.decode("utf-8", "replace"))
+            except Exception as exc:
+                errors.append(exc)
+                on_error()
+    finally:
+        trio.lowlevel.notify_closing(fd)
+        os.close(fd)
 
 
 async def run_shell(
@@ -384,25 +392,40 @@ async def run_shell(
     """
     if on_output is not None and output_fd is not None:
         raise ValueError("run_shell: pass on_output or output_fd, not both")
+    # Pipes are made here rather than by trio (``subprocess.PIPE``) so the pumps can read the raw
+    # fds. Both ends are close-on-exec; the child gets its write ends through dup2 onto 1 and 2.
+    readers: list[tuple[int, str]] = []
+    writers: list[int] = []
     if on_output is not None:
-        out: int = subprocess.PIPE
+        for name in ("stdout", "stderr"):
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            readers.append((r, name))
+            writers.append(w)
+        out, err = writers
     elif output_fd is not None:
-        out = output_fd
+        out = err = output_fd
     else:
-        out = _devnull()
+        out = err = _devnull()
     argv = [shell, "-c", shell_prefix + command]
     try:
         proc = await trio.lowlevel.open_process(
             argv,
             stdin=_devnull(),
             stdout=out,
-            stderr=out,
+            stderr=err,
             cwd=cwd,
             env=env,
             start_new_session=True,
         )
     except OSError as exc:
+        for r, _ in readers:
+            os.close(r)
         raise _spawn_error(exc, shell, cwd) from exc
+    finally:
+        # Only the child may hold the write ends, or the pumps would never see EOF.
+        for w in writers:
+            os.close(w)
 
     # setsid() in the child made it the leader of a new group whose id is its pid.
     pgid = proc.pid
@@ -411,37 +434,30 @@ async def run_shell(
     pump_scopes: list[trio.CancelScope] = []
     pump_errors: list[BaseException] = []
     failure: BaseException | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            if on_output is not None:
-                for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-                    assert stream is not None
-                    scope = trio.CancelScope(shield=True)
-                    pump_scopes.append(scope)
-                    nursery.start_soon(
-                        _pump, stream, name, on_output, scope, pump_errors, wait_scope.cancel
-                    )
-            # Exceptions (Cancelled included) are caught here and re-raised after the nursery: a
-            # nursery would wrap them in an ExceptionGroup, and callers expect a bare Cancelled.
-            try:
-                with wait_scope:
-                    if on_spawn is not None:
-                        await on_spawn(info)
-                    await proc.wait()
+    async with trio.open_nursery() as nursery:
+        if on_output is not None:
+            for fd, name in readers:
+                scope = trio.CancelScope(shield=True)
+                pump_scopes.append(scope)
+                nursery.start_soon(
+                    _pump, fd, name, on_output, scope, pump_errors, wait_scope.cancel
+                )
+        # Exceptions (Cancelled included) are caught here and re-raised after the nursery: a
+        # nursery would wrap them in an ExceptionGroup, and callers expect a bare Cancelled.
+        try:
+            with wait_scope:
+                if on_spawn is not None:
+                    await on_spawn(info)
+                await proc.wait()
+            await _terminate_group(proc, pgid, grace)
+        except BaseException as exc:
+            failure = exc
+        if failure is not None or proc.returncode is None or wait_scope.cancelled_caught:
+            with trio.CancelScope(shield=True):
                 await _terminate_group(proc, pgid, grace)
-            except BaseException as exc:
-                failure = exc
-            if failure is not None or proc.returncode is None or wait_scope.cancelled_caught:
-                with trio.CancelScope(shield=True):
-                    await _terminate_group(proc, pgid, grace)
-            deadline = trio.current_time() + drain_timeout
-            for scope in pump_scopes:
-                scope.deadline = min(scope.deadline, deadline)
-    finally:
-        with trio.CancelScope(shield=True):
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    await stream.aclose()
+        deadline = trio.current_time() + drain_timeout
+        for scope in pump_scopes:
+            scope.deadline = min(scope.deadline, deadline)
     if failure is not None:
         raise failure
     if pump_errors:
