@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 
 from blackbox import LineReader, OjEnv, popen_oj, wait_for
 
@@ -48,10 +47,6 @@ pipeline "gate" {
   }
 }
 """
-
-
-def _finish(proc: subprocess.Popen[str]) -> int | None:
-    return proc.poll()
 
 
 def test_wait_exit_codes(ojenv: OjEnv) -> None:
