@@ -29,7 +29,7 @@ def _runbook(marker: str) -> str:
         on_cancel = "cleanup"
       }}
       step "cleanup" {{
-        run = "echo cleaned > cleaned.txt"
+        run = "while [ ! -f cleanup.go ]; do sleep 0.05; done; echo cleaned > cleaned.txt"
       }}
     }}
     pipeline "quick" {{
@@ -67,6 +67,11 @@ def test_cancel(ojenv: OjEnv) -> None:
     # on_cancel: the cleanup step runs, then the pipeline ends cancelled
     ojenv.ok("pipeline", "cancel", clean)
     wait_for(lambda: not pids_with(f"{marker}-c"), what="hangclean's step to die")
+    ojenv.wait_status(clean, "Running")
+    assert ojenv.pipeline(clean)["step"] == "cleanup"
+    # a second cancel does not interrupt the cleanup step
+    assert ojenv.oj("pipeline", "cancel", clean).returncode == 0
+    (ojenv.project / "cleanup.go").touch()
     ojenv.wait_step(clean, "cancelled")
     assert (ojenv.project / "cleaned.txt").read_text() == "cleaned\n"
     detail = ojenv.pipeline(clean)
@@ -85,6 +90,13 @@ def test_cancel(ojenv: OjEnv) -> None:
     assert unknown.returncode == 1
     assert "Pipeline not found: nope-nope" in unknown.stderr
     assert ojenv.pipeline(quick)["step"] == "done"
+
+    # a cancelled pipeline cannot be resumed
+    before = ojenv.pipeline(hang)
+    refused = ojenv.oj("pipeline", "resume", hang)
+    assert refused.returncode != 0
+    assert refused.stderr.strip()
+    assert ojenv.pipeline(hang) == before
 
 
 RESUME = """
