@@ -18,7 +18,7 @@ from typing import Any
 
 from . import paths, project, protocol
 from .client import Client, DaemonNotRunning
-from .errors import NotFoundError, OjError, UsageError
+from .errors import DaemonError, NotFoundError, OjError, UsageError
 
 # -- output helpers ----------------------------------------------------------------------------
 
@@ -670,7 +670,9 @@ def cmd_daemon_start(args: argparse.Namespace) -> int:
         if status.get("type") == "Status":
             print(f"Daemon already running (uptime: {status['uptime_secs']}s)")
             return 0
-    except DaemonNotRunning:
+    except DaemonError:
+        # Not only "nothing listens": a connect that fails for another reason (e.g. a socket
+        # path too long for AF_UNIX) must go on to the start, whose error names the real cause.
         pass
     client.ensure_running()
     print("Daemon started")

@@ -178,16 +178,26 @@ def run(state: Path) -> int:
 
     try:
         code = trio.run(daemon.serve)
-    except (OjError, OSError) as exc:
-        log.error("Failed to start daemon: %s", exc)
-        code = 1
     except BaseException as exc:  # also KeyboardInterrupt escaping trio: never leave files behind
-        log.exception("daemon crashed: %s", exc)
+        # trio's nurseries wrap errors in (strict) exception groups; look through a group of one
+        # so that e.g. a bind failure is logged as the plain error the client shows the user.
+        leaf = _single_leaf(exc)
+        if isinstance(leaf, OjError | OSError):
+            log.error("Failed to start daemon: %s", leaf)
+        else:
+            log.exception("daemon crashed: %s", exc)
         code = 1
     finally:
         _cleanup(state, lock)
     log.info("ojd stopped (exit %d)", code)
     return code
+
+
+def _single_leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (else ``exc`` itself)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _cleanup(state: Path, lock: PidLock) -> None:
