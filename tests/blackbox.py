@@ -217,11 +217,14 @@ class LineReader:
 
     def wait_line(self, needle: str, *, timeout: float = 15.0) -> str:
         """The first line containing ``needle`` (waiting for it up to ``timeout`` s)."""
-        return wait_for(
-            lambda: next((line for line in self.snapshot() if needle in line), None),
-            timeout=timeout,
-            what=f"a line containing {needle!r}; got {self.snapshot()}",
-        )
+        try:
+            return wait_for(
+                lambda: next((line for line in self.snapshot() if needle in line), None),
+                timeout=timeout,
+                what=f"a line containing {needle!r}",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; lines so far: {self.snapshot()}") from None
 
 
 def popen_oj(env: OjEnv, *args: str) -> subprocess.Popen[str]:

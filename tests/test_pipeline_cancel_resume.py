@@ -18,6 +18,18 @@ def _runbook(marker: str) -> str:
     command "quick" {{
       run = {{ pipeline = "quick" }}
     }}
+    command "hangpipe" {{
+      run = {{ pipeline = "hangpipe" }}
+    }}
+    pipeline "hangpipe" {{
+      on_cancel = "teardown"
+      step "work" {{
+        run = "(exec -a {marker}-d sleep 300) & wait"
+      }}
+      step "teardown" {{
+        run = "echo torn > torn.txt"
+      }}
+    }}
     pipeline "hang" {{
       step "work" {{
         run = "(exec -a {marker}-a sleep 300) & (exec -a {marker}-b sleep 300) & sleep 300 & wait"
@@ -46,6 +58,7 @@ def test_cancel(ojenv: OjEnv) -> None:
     hang = ojenv.run_pipeline("hang")
     clean = ojenv.run_pipeline("hangclean")
     quick = ojenv.run_pipeline("quick")
+    piped = ojenv.run_pipeline("hangpipe")
     # the step's shell plus its grandchildren (two renamed sleeps, one plain) and hangclean's
     wait_for(lambda: len(pids_with(f"{marker}-a")) >= 2, what="hang's grandchildren")
     wait_for(lambda: len(pids_with(f"{marker}-b")) >= 2, what="hang's grandchildren")
@@ -77,6 +90,14 @@ def test_cancel(ojenv: OjEnv) -> None:
     detail = ojenv.pipeline(clean)
     assert [s["name"] for s in detail["steps"]] == ["work", "cleanup"]
     assert detail["step_status"] == "Failed"
+
+    # pipeline-level on_cancel
+    wait_for(lambda: len(pids_with(f"{marker}-d")) >= 2, what="hangpipe's step")
+    ojenv.ok("pipeline", "cancel", piped)
+    ojenv.wait_step(piped, "cancelled")
+    assert not pids_with(f"{marker}-d")
+    assert (ojenv.project / "torn.txt").read_text() == "torn\n"
+    assert [s["name"] for s in ojenv.pipeline(piped)["steps"]] == ["work", "teardown"]
 
     # cancel of a terminal pipeline; unknown id
     assert ojenv.oj("pipeline", "wait", quick).returncode == 0

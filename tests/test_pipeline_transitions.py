@@ -27,6 +27,9 @@ command "pdone" {
 command "pfail" {
   run = { pipeline = "pfail" }
 }
+command "pfail2" {
+  run = { pipeline = "pfail2" }
+}
 command "precedence" {
   run = { pipeline = "precedence" }
 }
@@ -104,6 +107,17 @@ pipeline "pfail" {
   }
 }
 
+# the pipeline-level on_fail target failing itself is a terminal failure
+pipeline "pfail2" {
+  on_fail = "cleanup"
+  step "a" {
+    run = "echo a >> pfail2.trace; exit 1"
+  }
+  step "cleanup" {
+    run = "echo cleanup >> pfail2.trace; exit 2"
+  }
+}
+
 # step-level transitions win over pipeline-level ones
 pipeline "precedence" {
   on_done = "teardown"
@@ -153,6 +167,7 @@ EXPECTED = {
     "stepfail": (["a", "recover"], "done", "Completed"),
     "pdone": (["a", "b", "teardown"], "done", "Completed"),
     "pfail": (["a", "cleanup"], "done", "Completed"),
+    "pfail2": (["a", "cleanup"], "failed", "Failed"),
     "precedence": (["a", "fix", "last", "teardown"], "done", "Completed"),
     "attempts": (["work", "retry", "work", "retry", "work"], "failed", "Failed"),
     "failing": (["a"], "failed", "Failed"),
@@ -178,6 +193,7 @@ def test_transition_rules(ojenv: OjEnv) -> None:
     chain = ojenv.pipeline(ids["chain"])
     assert [s["name"] for s in chain["steps"]] == ["a", "c", "b"]
     assert all(s["outcome"] == "completed" for s in chain["steps"])
+    assert ojenv.pipeline(ids["pfail2"])["error"] == "shell exited with code 2"
     attempts = ojenv.pipeline(ids["attempts"])
     assert attempts["error"] == "shell exited with code 1"
 
