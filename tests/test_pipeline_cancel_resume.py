@@ -182,6 +182,10 @@ def test_resume(ojenv: OjEnv) -> None:
     assert done_again.stderr.strip()
     assert ojenv.pipeline(pid) == before
 
+    bad_var = ojenv.oj("pipeline", "resume", pid, "--var", "novalue")
+    assert bad_var.returncode != 0
+    assert "invalid input format 'novalue': must be key=value" in bad_var.stderr
+
     unknown = ojenv.oj("pipeline", "resume", "nope-nope")
     assert unknown.returncode != 0
     assert "not found" in unknown.stderr.lower()

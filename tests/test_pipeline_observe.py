@@ -68,6 +68,15 @@ def test_wait_exit_codes(ojenv: OjEnv) -> None:
     assert unknown.returncode == 3
     assert "Pipeline not found: nope-nope" in unknown.stderr
 
+    for bad, message in (
+        ("5x", "unknown duration unit 'x' in: 5x"),
+        ("0s", "duration must be > 0: 0s"),
+        ("soon", "invalid duration: soon"),
+    ):
+        rejected = ojenv.oj("pipeline", "wait", slow, "--timeout", bad)
+        assert rejected.returncode != 0
+        assert message in rejected.stderr
+
     timeout = ojenv.oj("pipeline", "wait", slow, "--timeout", "1s")
     assert timeout.returncode == 2
     assert "Timeout waiting for pipeline(s)" in timeout.stderr
@@ -126,6 +135,20 @@ def test_logs(ojenv: OjEnv) -> None:
     as_json = ojenv.json("pipeline", "logs", pid)
     assert as_json["lines"] == lines
     assert as_json["log_path"] == str(ojenv.state / "logs" / f"{pid}.log")
+
+    failed = ojenv.run_pipeline("bad", "gamma")
+    assert ojenv.oj("pipeline", "wait", failed).returncode == 1
+    failed_lines = wait_for(
+        lambda: (
+            (out := ojenv.ok("pipeline", "logs", failed).splitlines())
+            and "pipeline failed" in out[-1]
+            and out
+        ),
+        what="the failed pipeline's log to end",
+    )
+    failed_body = [line.split(" ", 1)[1] for line in failed_lines]
+    assert "[a] shell failed (exit 1)" in failed_body
+    assert failed_body[-1] == "[a] pipeline failed: shell exited with code 1"
 
     unknown = ojenv.oj("pipeline", "logs", "nope-nope")
     assert unknown.returncode == 0

@@ -169,7 +169,9 @@ def test_stop_start_keeps_every_pipeline(ojenv: OjEnv) -> None:
 
 def test_graceful_stop_lets_a_short_step_finish(ojenv: OjEnv) -> None:
     ojenv.runbook("rb.hcl", RUNBOOK)
+    slow = ojenv.run_pipeline("slow", "long")
     pid = ojenv.run_pipeline("graceful")
+    ojenv.wait_status(slow, "Running")
     ojenv.wait_status(pid, "Running")
     assert ojenv.ok("daemon", "stop") == "Daemon stopped\n"
     # the running step was given the grace period (OJ_STOP_GRACE_MS=3000) and finished
@@ -184,6 +186,10 @@ def test_graceful_stop_lets_a_short_step_finish(ojenv: OjEnv) -> None:
         ("short", "completed"),
         ("next", "completed"),
     ]
+    # a step that outlives the grace period is recorded as interrupted (no on_fail: failed)
+    assert ojenv.oj("pipeline", "wait", slow).returncode == 1
+    detail = ojenv.pipeline(slow)
+    assert (detail["step"], detail["error"]) == ("failed", INTERRUPTED)
 
 
 def test_200_concurrent_pipelines(ojenv: OjEnv) -> None:
