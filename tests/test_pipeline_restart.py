@@ -80,6 +80,14 @@ def test_sigkill_mid_step_then_restart(ojenv: OjEnv) -> None:
     assert ojenv.oj("pipeline", "wait", quick).returncode == 0
     assert INTERRUPTED in ojenv.ok("pipeline", "logs", plain)
 
+    # `oj pipeline resume` re-runs the interrupted step
+    ojenv.ok("pipeline", "resume", plain)
+    wait_for(lambda: len(pids_with(f"{marker}-p")) >= 2, what="the resumed step to run")
+    assert ojenv.wait_status(plain, "Running")["step"] == "work"
+    ojenv.ok("pipeline", "cancel", plain)
+    wait_for(lambda: not pids_with(marker), what="the resumed step to be cancelled")
+    ojenv.wait_step(plain, "cancelled")
+
 
 RUNBOOK = """
 command "ok" {
@@ -186,6 +194,10 @@ def test_graceful_stop_lets_a_short_step_finish(ojenv: OjEnv) -> None:
         ("short", "completed"),
         ("next", "completed"),
     ]
+    logged = [line.split(" ", 1)[1] for line in ojenv.ok("pipeline", "logs", pid).splitlines()]
+    assert "[short] shell completed (exit 0)" in logged
+    assert "[next] step started" in logged
+    assert logged[-1].endswith("pipeline completed")
     # a step that outlives the grace period is recorded as interrupted (no on_fail: failed)
     assert ojenv.oj("pipeline", "wait", slow).returncode == 1
     detail = ojenv.pipeline(slow)

@@ -196,6 +196,16 @@ def test_transition_rules(ojenv: OjEnv) -> None:
     assert ojenv.pipeline(ids["pfail2"])["error"] == "shell exited with code 2"
     attempts = ojenv.pipeline(ids["attempts"])
     assert attempts["error"] == "shell exited with code 1"
+    # a manual resume starts a new run: the attempts budget is available again
+    ojenv.ok("pipeline", "resume", ids["attempts"])
+    wait_for(
+        lambda: (
+            len(_trace(ojenv.project, "attempts")) == 10
+            and ojenv.pipeline(ids["attempts"])["step"] == "failed"
+        ),
+        what="the resumed pipeline to use up its attempts again",
+    )
+    assert _trace(ojenv.project, "attempts") == ["work", "retry", "work", "retry", "work"] * 2
 
     # a failing step: list shows failed / Failed, show prints the error
     failing = ids["failing"]
