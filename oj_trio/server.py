@@ -88,7 +88,9 @@ class Daemon:
                     await serve(listener, self.handle)
 
             root.start_soon(listen)
-            root.start_soon(self._signals)
+            # started(), not start_soon(): the handlers must be in place before READY, or a
+            # SIGTERM right after READY meets Python's default action and kills us uncleanly.
+            await root.start(self._signals)
             interval = sdnotify.watchdog_interval()
             if interval:
                 root.start_soon(self._watchdog, interval)
@@ -110,8 +112,9 @@ class Daemon:
         self._kill_sessions = self._kill_sessions or kill
         self._shutdown.set()
 
-    async def _signals(self) -> None:
+    async def _signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     log.info("SIGHUP received: runbooks are re-read on use; nothing else to reload")
