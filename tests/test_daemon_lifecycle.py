@@ -346,6 +346,22 @@ def test_signal_stops_gracefully(ojenv: OjEnv, sig: signal.Signals) -> None:
     assert ojenv.ok("daemon", "status") == "Daemon not running\n"
 
 
+def test_sigterm_right_after_ready_is_graceful(ojenv: OjEnv) -> None:
+    """READY means the signal handlers are installed: a SIGTERM the instant READY is printed
+    stops the daemon cleanly (regression: it used to meet Python's default action)."""
+    for _ in range(3):
+        proc = _ojd(ojenv)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "READY\n"
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        finally:
+            _stop_proc(proc)
+        assert not any(_files(ojenv).values()), _files(ojenv)
+
+
 def test_sighup_does_not_kill_the_daemon(ojenv: OjEnv) -> None:
     pid = _start(ojenv)
     os.kill(pid, signal.SIGHUP)
