@@ -64,6 +64,10 @@ def test_cancel(ojenv: OjEnv) -> None:
     wait_for(lambda: len(pids_with(f"{marker}-b")) >= 2, what="hang's grandchildren")
     wait_for(lambda: len(pids_with(f"{marker}-c")) >= 2, what="hangclean's grandchild")
 
+    busy = ojenv.oj("pipeline", "resume", hang)
+    assert busy.returncode != 0  # a running step has nothing to resume
+    assert ojenv.pipeline(hang)["step_status"] == "Running"
+
     out = ojenv.ok("pipeline", "cancel", hang[:10])
     assert out == f"Cancelled pipeline {hang[:10]}\n"
     wait_for(

@@ -10,6 +10,17 @@ command "ws" {
   defaults = { fail = "no" }
   run      = { pipeline = "ws" }
 }
+command "keep" {
+  args = "<title>"
+  run  = { pipeline = "keep" }
+}
+pipeline "keep" {
+  name      = "${var.title}"
+  workspace = "persistent"
+  step "write" {
+    run = "echo kept > \\"${workspace.root}/f\\""
+  }
+}
 pipeline "ws" {
   workspace = "ephemeral"
   step "write" {
@@ -95,12 +106,21 @@ def test_ephemeral_workspaces(ojenv: OjEnv) -> None:
     assert "No workspaces deleted" in nothing
     assert held_path.is_dir()
 
+    # a persistent workspace survives success; a name template names it (slug + nonce)
+    kept = ojenv.run_pipeline("keep", "Fix the login button")
+    assert ojenv.oj("pipeline", "wait", kept).returncode == 0
+    detail = ojenv.pipeline(kept)
+    assert detail["name"] == f"fix-login-button-{kept[:8]}"
+    kept_path = ws_dir / f"ws-fix-login-button-{kept[:8]}"
+    assert detail["workspace_path"] == str(kept_path)
+    assert (kept_path / "f").read_text() == "kept\n"
+
     # success deletes the ephemeral workspace
     (ojenv.project / "ok1.go").touch()
     assert ojenv.oj("pipeline", "wait", held).returncode == 0
     wait_for(lambda: not held_path.exists(), what="the workspace to be deleted after success")
-    assert ojenv.json("workspace", "list") == []
-    assert ojenv.ok("workspace", "list") == "No workspaces\n"
+    assert [w["id"] for w in ojenv.json("workspace", "list")] == [kept_path.name]
+    assert kept_path.is_dir()
 
 
 def test_workspace_creation_failure_and_drop_failed(ojenv: OjEnv) -> None:
