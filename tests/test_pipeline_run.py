@@ -178,3 +178,47 @@ def test_failing_local_aborts_creation(ojenv: OjEnv) -> None:
     assert "boom" in bad.stderr
     assert ojenv.json("pipeline", "list") == before
     assert not (ojenv.project / "ran").exists()
+
+
+ENVRB = """
+command "envy" {
+  args = "<name>"
+  run  = { pipeline = "envy" }
+}
+pipeline "envy" {
+  step "show" {
+    run = <<-SHELL
+      printf '%s\\n' "$OJ_PIPELINE_ID" "$OJ_STEP" "$OJ_NAMESPACE" "$OJ_STATE_DIR" \\
+        "${OJ_PIPELINE_TEST_UNSET:-fallback}" > "${var.name}.env"
+    SHELL
+  }
+}
+"""
+
+
+def test_step_environment_and_namespace(ojenv: OjEnv) -> None:
+    ojenv.runbook("envy.hcl", ENVRB)
+    pid = ojenv.run_pipeline("envy", "one")
+    assert ojenv.oj("pipeline", "wait", pid).returncode == 0
+    assert (ojenv.project / "one.env").read_text().splitlines() == [
+        pid,
+        "show",
+        ojenv.project.name,  # the namespace defaults to the project dir's basename
+        str(ojenv.state),
+        "fallback",  # ${NAME:-default} is resolved by oj from the daemon's environment
+    ]
+    assert ojenv.pipeline(pid)["namespace"] == ojenv.project.name
+
+    # OJ_NAMESPACE / --project choose the namespace (SPEC 4.2)
+    out = ojenv.ok("run", "envy", "two", env={"OJ_NAMESPACE": "other"})
+    assert "Project: other" in out
+    short = next(
+        line.split()[-1] for line in out.splitlines() if line.strip().startswith("oj pipeline show")
+    )
+    assert ojenv.oj("pipeline", "wait", short).returncode == 0
+    assert (ojenv.project / "two.env").read_text().splitlines()[2] == "other"
+    assert ojenv.pipeline(short)["namespace"] == "other"
+    out = ojenv.ok("--project", "third", "run", "envy", "three")
+    assert "Project: third" in out
+    listing = ojenv.ok("pipeline", "list").splitlines()
+    assert listing[0].split()[:3] == ["ID", "PROJECT", "NAME"]
