@@ -208,6 +208,10 @@ def test_list_show_prune(ojenv: OjEnv) -> None:
         "Failed",
     )
 
+    status = ojenv.ok("status").splitlines()
+    assert "  Pipelines (1 active):" in status
+    assert any(line.split()[:1] == [short[gate]] for line in status)
+
     show = ojenv.ok("pipeline", "show", alpha[:6]).splitlines()
     assert show[0] == f"Pipeline: {alpha}"
     assert "  Name: alpha" in show

@@ -185,6 +185,16 @@ command "envy" {
   args = "<name>"
   run  = { pipeline = "envy" }
 }
+command "cwdy" {
+  args = "<dir>"
+  run  = { pipeline = "cwdy" }
+}
+pipeline "cwdy" {
+  cwd = "${invoke.dir}/${var.dir}"
+  step "a" {
+    run = "pwd > here.txt"
+  }
+}
 pipeline "envy" {
   step "show" {
     run = <<-SHELL
@@ -222,3 +232,9 @@ def test_step_environment_and_namespace(ojenv: OjEnv) -> None:
     assert "Project: third" in out
     listing = ojenv.ok("pipeline", "list").splitlines()
     assert listing[0].split()[:3] == ["ID", "PROJECT", "NAME"]
+
+    # a pipeline `cwd` template sets the steps' working directory
+    (ojenv.project / "sub").mkdir()
+    cwd_id = ojenv.run_pipeline("cwdy", "sub")
+    assert ojenv.oj("pipeline", "wait", cwd_id).returncode == 0
+    assert (ojenv.project / "sub" / "here.txt").read_text().strip() == str(ojenv.project / "sub")
