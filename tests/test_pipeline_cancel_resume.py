@@ -116,6 +116,9 @@ def test_cancel(ojenv: OjEnv) -> None:
     assert "Pipeline not found: nope-nope" in unknown.stderr
     assert ojenv.pipeline(quick)["step"] == "done"
 
+    # wait --all: cancelled (and none failed) → 4
+    assert ojenv.oj("pipeline", "wait", "--all", quick, hang).returncode == 4
+
     # a cancelled pipeline cannot be resumed
     before = ojenv.pipeline(hang)
     refused = ojenv.oj("pipeline", "resume", hang)

@@ -36,6 +36,9 @@ command "precedence" {
 command "attempts" {
   run = { pipeline = "attempts" }
 }
+command "attempts2" {
+  run = { pipeline = "attempts2" }
+}
 command "failing" {
   run = { pipeline = "failing" }
 }
@@ -153,6 +156,18 @@ pipeline "attempts" {
 }
 
 
+# once the attempts are used up the step's on_fail is ignored: pipeline on_fail applies
+pipeline "attempts2" {
+  on_fail = "cleanup"
+  step "work" {
+    run     = "echo work >> attempts2.trace; exit 1"
+    on_fail = { step = "work", attempts = 1 }
+  }
+  step "cleanup" {
+    run = "echo cleanup >> attempts2.trace"
+  }
+}
+
 pipeline "failing" {
   step "a" {
     run = "echo a >> failing.trace; exit 1"
@@ -170,6 +185,7 @@ EXPECTED = {
     "pfail2": (["a", "cleanup"], "failed", "Failed"),
     "precedence": (["a", "fix", "last", "teardown"], "done", "Completed"),
     "attempts": (["work", "retry", "work", "retry", "work"], "failed", "Failed"),
+    "attempts2": (["work", "work", "cleanup"], "done", "Completed"),
     "failing": (["a"], "failed", "Failed"),
 }
 
