@@ -29,9 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -41,15 +38,22 @@ import attrs
 import trio
 
 from . import events as ev
-from . import paths, protocol
+from . import paths, protocol, views
 from .adapters.notify import notify
 from .adapters.process import ProcessInfo, ProcessSpawnError, run_shell, terminate_orphans
+from .adapters.workspace import remove_workspace
 from .errors import NotFoundError, OjError
 from .pipeline_log import PipelineLog, read_tail
+from .pipeline_setup import (
+    find_step,
+    now_ms,
+    prepare_pipeline,
+    shell_command_runbook,
+    template_context,
+)
 from .runbook import templates
 from .runbook.model import Pipeline as PipelineDef
 from .runbook.model import RunAgent, Runbook, RunPipeline, RunShell, Step, Transition
-from .runbook.names import display_name, nonce_of, workspace_id
 from .state import MaterializedState, Pipeline, StepStatus
 from .store import Store
 
@@ -59,10 +63,6 @@ INTERRUPTED = "interrupted: daemon stopped while step was running"
 TERMINAL_NAMES = ("done", "failed", "cancelled")
 
 RequestHandler = Callable[[protocol.Message], Awaitable[protocol.Message]]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @attrs.define
@@ -223,7 +223,7 @@ class Runtime:
 
     async def _run_step(self, p: Pipeline, task: _Task) -> None:
         definition = self.pipeline_def(p)
-        step = _find_step(definition, p.step)
+        step = find_step(definition, p.step)
         if step is None:
             await self._fail(p, f"step not found: {p.step}")
             return
@@ -322,7 +322,7 @@ class Runtime:
     ) -> list[ev.EventBase]:
         """Events that move ``p`` to ``target``: a step, or the end of the pipeline."""
         at = now_ms()
-        if _find_step(definition, target) is not None:
+        if find_step(definition, target) is not None:
             advanced = ev.PipelineAdvanced(id=p.id, step=target, at_ms=at, terminal=False)
             task = self._tasks.get(p.id)
             if task is None or self._draining or task.cancel_requested or task.interrupted:
@@ -337,7 +337,7 @@ class Runtime:
         self, p: Pipeline, target: str, *, before: list[ev.EventBase], message: str
     ) -> None:
         definition = self.pipeline_def(p)
-        if target == p.step and _find_step(definition, target) is not None:
+        if target == p.step and find_step(definition, target) is not None:
             # Re-running the same step: history gets a new record when it starts again.
             self.log.write(p.id, p.step, message)
             await self._commit(*before)
@@ -353,7 +353,7 @@ class Runtime:
 
     async def _advance(self, p: Pipeline, *, before: Sequence[ev.EventBase] = ()) -> None:
         definition = self.pipeline_def(p)
-        step = _find_step(definition, p.step)
+        step = find_step(definition, p.step)
         at = now_ms()
         if step is not None and step.on_done is not None:
             target = step.on_done.step
@@ -389,7 +389,7 @@ class Runtime:
 
     async def _fail(self, p: Pipeline, error: str, *, before: Sequence[ev.EventBase] = ()) -> None:
         definition = self.pipeline_def(p)
-        step = _find_step(definition, p.step)
+        step = find_step(definition, p.step)
         at = now_ms()
         failed = ev.StepFailed(pipeline_id=p.id, step=p.step, error=error, at_ms=at)
         transition, key = self._on_fail_target(p, definition, step)
@@ -414,7 +414,7 @@ class Runtime:
 
     async def _cancel_route(self, p: Pipeline) -> None:
         definition = self.pipeline_def(p)
-        step = _find_step(definition, p.step)
+        step = find_step(definition, p.step)
         at = now_ms()
         failed = ev.StepFailed(pipeline_id=p.id, step=p.step, error="cancelled", at_ms=at)
         target: str | None = None
@@ -522,7 +522,7 @@ class Runtime:
                 args=args,
             )
         )
-        created = await self._prepare_pipeline(
+        created = await prepare_pipeline(
             runbook,
             kind,
             pipeline_id=pipeline_id,
@@ -530,6 +530,8 @@ class Runtime:
             vars={**args, "invoke.dir": invoke_dir},
             fallback_name=args.get("name") or pipeline_id,
             invoke_dir=invoke_dir,
+            workspaces_dir=self.workspaces_dir,
+            env=self.env,
         )
         await self._create(events + created)
         return {"type": "CommandStarted", "pipeline_id": pipeline_id, "pipeline_name": kind}
@@ -543,115 +545,6 @@ class Runtime:
         if digest in self.state.runbooks:
             return []
         return [ev.RunbookLoaded(hash=digest, version=1, runbook=data)]
-
-    async def _prepare_pipeline(
-        self,
-        runbook: Runbook,
-        kind: str,
-        *,
-        pipeline_id: str,
-        namespace: str,
-        vars: dict[str, str],
-        fallback_name: str,
-        invoke_dir: str,
-    ) -> list[ev.EventBase]:
-        """Everything up to ``pipeline:created``: vars, name, execution dir, locals."""
-        from .runbook import runbook_hash
-
-        definition = runbook.pipelines[kind]
-        values = {**definition.defaults, **vars}
-        name_context = template_context(
-            values, pipeline_id=pipeline_id, name=values.get("name", pipeline_id)
-        )
-        rendered = (
-            templates.interpolate(definition.name, name_context, env=self.env)
-            if definition.name
-            else None
-        )
-        name = display_name(rendered, pipeline_id, fallback_name)
-        events: list[ev.EventBase] = []
-        at = now_ms()
-        if definition.workspace:
-            ws_id = workspace_id(name, pipeline_id)
-            ws_path = self.workspaces_dir / ws_id
-            values.update(
-                {
-                    "workspace.id": ws_id,
-                    "workspace.root": str(ws_path),
-                    "workspace.nonce": nonce_of(pipeline_id),
-                }
-            )
-            cwd = str(ws_path)
-        elif definition.cwd:
-            cwd_context = template_context(values, pipeline_id=pipeline_id, name=name)
-            cwd = templates.interpolate(definition.cwd, cwd_context, env=self.env)
-        else:
-            cwd = invoke_dir
-        for key, template in definition.locals.items():
-            context = template_context(values, pipeline_id=pipeline_id, name=name, workspace=cwd)
-            values[f"local.{key}"] = await self._eval_local(key, template, context, invoke_dir)
-        steps = definition.steps
-        initial = steps[0].name if steps else "done"
-        events.append(
-            ev.PipelineCreated(
-                id=pipeline_id,
-                kind=kind,
-                name=name,
-                runbook_hash=runbook_hash(runbook),
-                cwd=cwd,
-                vars=values,
-                initial_step=initial,
-                created_at_epoch_ms=at,
-                namespace=namespace,
-            )
-        )
-        if definition.workspace:
-            events.append(
-                ev.WorkspaceCreated(
-                    id=values["workspace.id"],
-                    path=values["workspace.root"],
-                    owner=pipeline_id,
-                    mode=definition.workspace,
-                    at_ms=at,
-                )
-            )
-        if not steps:
-            events.append(ev.PipelineAdvanced(id=pipeline_id, step="done", at_ms=at, terminal=True))
-        return events
-
-    async def _eval_local(
-        self, key: str, template: str, context: dict[str, str], invoke_dir: str
-    ) -> str:
-        """A local is a template; one containing ``$(`` is run through bash in ``invoke.dir``.
-
-        Substituted values are escaped for double quotes and the whole value is wrapped in
-        double quotes, so data never runs as code and spaces survive.
-        """
-        if "$(" not in template:
-            return templates.interpolate(template, context, env=self.env)
-        # An assignment's status is its command substitution's, so `set -e` catches `$(false)`;
-        # inherit_errexit makes a failure inside the substitution fail it too.
-        value = templates.interpolate_shell(template, context, env=self.env)
-        script = (
-            "set -euo pipefail; shopt -s inherit_errexit; "
-            f'__oj_local="{value}"; printf "%s" "$__oj_local"'
-        )
-        try:
-            result = await trio.run_process(
-                ["bash", "-c", script],
-                cwd=invoke_dir,
-                env=self.env,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            raise OjError(f"local.{key} evaluation failed: {exc}") from None
-        if result.returncode != 0:
-            detail = result.stderr.decode("utf-8", "replace").strip() or f"exit {result.returncode}"
-            raise OjError(f"local.{key} evaluation failed: {detail}")
-        return result.stdout.decode("utf-8", "replace")
 
     async def _create(self, events: list[ev.EventBase]) -> None:
         """Commit creation events, make the workspace, start the task."""
@@ -750,7 +643,7 @@ class Runtime:
             target = failed[-1].name
         else:
             target = p.step
-        step = _find_step(definition, target)
+        step = find_step(definition, target)
         if step is None:
             raise OjError(f"step not found: {target}")
         if isinstance(step.run, RunAgent) and not request.get("message"):
@@ -811,7 +704,7 @@ class Runtime:
         if ws is None:
             return None
         path = Path(ws.path)
-        await trio.to_thread.run_sync(_remove_dir, path)
+        await trio.to_thread.run_sync(remove_workspace, path)
         await self._commit(ev.WorkspaceDeleted(id=ws_id))
         return {"id": ws_id, "path": str(path), "branch": ws.branch}
 
@@ -872,11 +765,14 @@ class Runtime:
         if tag == "ListPipelines":
             return {
                 "type": "Pipelines",
-                "pipelines": [summary(p) for p in self.state.pipelines.values()],
+                "pipelines": [views.pipeline_summary(p) for p in self.state.pipelines.values()],
             }
         if tag == "GetPipeline":
             p = self.state.get_pipeline(query["id"])
-            return {"type": "Pipeline", "pipeline": detail(p) if p is not None else None}
+            return {
+                "type": "Pipeline",
+                "pipeline": views.pipeline_detail(p) if p is not None else None,
+            }
         if tag == "GetPipelineLogs":
             p = self.state.get_pipeline(query["id"])
             path = self.log.path(p.id if p is not None else query["id"])
@@ -892,139 +788,28 @@ class Runtime:
             pipelines = []
             for given in query["ids"]:
                 p = self.state.get_pipeline(str(given))
-                pipelines.append(detail(p) if p is not None else None)
+                pipelines.append(views.pipeline_detail(p) if p is not None else None)
             return {"type": "PipelineStates", "seq": self.store.last_seq, "pipelines": pipelines}
         if tag == "ListWorkspaces":
             return {
                 "type": "Workspaces",
-                "workspaces": [self._workspace_summary(w) for w in self.state.workspaces.values()],
+                "workspaces": [
+                    views.workspace_summary(self.state, w) for w in self.state.workspaces.values()
+                ],
             }
         if tag == "GetWorkspace":
             ws = self.state.workspaces.get(query["id"])
             return {
                 "type": "Workspace",
-                "workspace": self._workspace_detail(ws) if ws is not None else None,
+                "workspace": views.workspace_detail(ws) if ws is not None else None,
             }
         raise OjError(f"unsupported query: {tag}")
 
-    def _workspace_summary(self, ws: Any) -> dict[str, Any]:
-        owner = self.state.pipelines.get(ws.owner) if ws.owner else None
-        return {
-            "id": ws.id,
-            "path": ws.path,
-            "branch": ws.branch,
-            "status": ws.status,
-            "created_at_ms": ws.created_at_ms,
-            "namespace": owner.namespace if owner is not None else "",
-        }
-
-    def _workspace_detail(self, ws: Any) -> dict[str, Any]:
-        return {
-            "id": ws.id,
-            "path": ws.path,
-            "branch": ws.branch,
-            "owner": ws.owner,
-            "status": ws.status,
-            "created_at_ms": ws.created_at_ms,
-        }
-
     def counts(self) -> dict[str, int]:
-        active = sum(1 for p in self.state.pipelines.values() if not p.terminal)
-        return {
-            "pipelines_active": active,
-            "sessions_active": len(self.state.sessions),
-            "orphan_count": 0,
-        }
+        return views.counts(self.state)
 
     def status_overview(self) -> list[dict[str, Any]]:
-        now = now_ms()
-        by_ns: dict[str, dict[str, Any]] = {}
-        for p in self.state.pipelines.values():
-            if p.terminal:
-                continue
-            ns = by_ns.setdefault(
-                p.namespace,
-                {
-                    "namespace": p.namespace,
-                    "active_pipelines": [],
-                    "escalated_pipelines": [],
-                    "workers": [],
-                    "queues": [],
-                    "active_agents": [],
-                },
-            )
-            entry = {
-                "id": p.id,
-                "name": p.name,
-                "kind": p.kind,
-                "step": p.step,
-                "step_status": str(p.step_status),
-                "elapsed_ms": max(0, now - p.created_at_ms),
-            }
-            if p.step_status == StepStatus.WAITING:
-                entry["waiting_reason"] = p.error
-                ns["escalated_pipelines"].append(entry)
-            else:
-                ns["active_pipelines"].append(entry)
-        return [by_ns[k] for k in sorted(by_ns)]
-
-
-def template_context(
-    values: dict[str, str],
-    *,
-    pipeline_id: str,
-    name: str,
-    workspace: str | None = None,
-    extra: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """The one template context every pipeline template sees (SPEC §4.7).
-
-    Pipeline vars keep the reference's flat shape (command args and item fields bare, plus
-    ``invoke.dir``, ``workspace.*``, ``local.*``, ``item.*``). On top of
-    :func:`templates.build_context` (``var.<k>``, namespaced keys at the top level, system
-    values), bare vars are also visible as ``args.<k>`` / ``var.args.<k>`` and as ``<k>``
-    (where that does not shadow a system value such as ``name``).
-    """
-    view = dict(values)
-    for key, value in values.items():
-        if "." not in key:
-            view.setdefault(f"args.{key}", value)
-    context = templates.build_context(
-        view, pipeline_id=pipeline_id, name=name, workspace=workspace, extra=extra
-    )
-    for key, value in values.items():
-        context.setdefault(key, value)
-    return context
-
-
-def shell_command_runbook(runbook: Runbook, name: str, run: RunShell, *, cwd: str) -> Runbook:
-    """A command with a shell ``run`` becomes a one-step pipeline (step ``run``, cwd = project
-    root). It gets a runbook of its own, holding only that pipeline, so every pipeline — however
-    it was created — is ``runbooks[hash].pipelines[kind]`` after a restart, and a pipeline def
-    that happens to share the command's name can never hijack its transitions."""
-    pipeline = PipelineDef(kind=name, cwd=cwd, steps=(Step(name="run", run=run),))
-    return Runbook(path=runbook.path, pipelines={name: pipeline})
-
-
-def _find_step(definition: PipelineDef, name: str) -> Step | None:
-    for step in definition.steps:
-        if step.name == name:
-            return step
-    return None
-
-
-def _remove_dir(path: Path) -> None:
-    """Delete a workspace; a git worktree is unregistered from its repository first."""
-    if (path / ".git").is_file():
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(path)],
-            cwd=path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-    shutil.rmtree(path, ignore_errors=True)
+        return views.status_overview(self.state, now_ms())
 
 
 def _tail_or_empty(path: Path, lines: int) -> list[str]:
@@ -1032,49 +817,3 @@ def _tail_or_empty(path: Path, lines: int) -> list[str]:
         return read_tail(path, lines) if lines else path.read_text("utf-8", "replace").splitlines()
     except FileNotFoundError:
         return []
-
-
-def summary(p: Pipeline) -> dict[str, Any]:
-    first = p.step_history[0].started_at_ms if p.step_history else p.created_at_ms
-    return {
-        "id": p.id,
-        "name": p.name,
-        "kind": p.kind,
-        "step": p.step,
-        "step_status": str(p.step_status),
-        "terminal": p.terminal,
-        "created_at_ms": first,
-        "updated_at_ms": p.updated_at_ms,
-        "namespace": p.namespace,
-    }
-
-
-def detail(p: Pipeline) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "kind": p.kind,
-        "step": p.step,
-        "step_status": str(p.step_status),
-        "terminal": p.terminal,
-        "vars": {k: v for k, v in p.vars.items() if not k.startswith("oj.")},
-        "workspace_path": p.workspace_path,
-        "session_id": p.session_id,
-        "error": p.error,
-        "steps": [
-            {
-                "name": r.name,
-                "started_at_ms": r.started_at_ms,
-                "finished_at_ms": r.finished_at_ms,
-                "outcome": r.outcome,
-                "detail": r.detail,
-                "agent_id": r.agent_id,
-                "agent_name": r.agent_name,
-            }
-            for r in p.step_history
-        ],
-        "agents": [],
-        "namespace": p.namespace,
-        "created_at_ms": p.created_at_ms,
-        "updated_at_ms": p.updated_at_ms,
-    }
