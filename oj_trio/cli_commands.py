@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -661,6 +660,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_daemon_start(args: argparse.Namespace) -> int:
     client = Client()
     if args.foreground:
+        import subprocess
+
         result = subprocess.run(client.daemon_command(), check=False)
         if result.returncode != 0:
             raise OjError(f"Daemon exited with status: {result.returncode}")

@@ -18,17 +18,22 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import paths, protocol
 from ._version import __version__
 from .errors import DaemonError, OjError
+
+if TYPE_CHECKING:
+    import subprocess
+
+# subprocess and shutil are imported where used: together they cost more start-up time than
+# the whole round trip of a query command, and only the auto-start path needs them.
 
 STARTING_MARKER = "--- ojd: starting (pid: "
 
@@ -187,6 +192,8 @@ class Client:
             candidate = directory / "ojd"
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return [str(candidate)]
+        import shutil
+
         found = shutil.which("ojd")
         if found:
             return [found]
@@ -194,6 +201,8 @@ class Client:
 
     def start(self) -> None:
         """Spawn a detached daemon and wait until it answers."""
+        import subprocess
+
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_offset = self._log_size()
         try:
