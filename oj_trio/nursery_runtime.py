@@ -40,7 +40,13 @@ import trio
 from . import events as ev
 from . import paths, protocol, views
 from .adapters.notify import notify
-from .adapters.process import ProcessInfo, ProcessSpawnError, run_shell, terminate_orphans
+from .adapters.process import (
+    ProcessInfo,
+    ProcessSpawnError,
+    raise_fd_limit,
+    run_shell,
+    terminate_orphans,
+)
 from .adapters.workspace import remove_workspace
 from .errors import NotFoundError, OjError
 from .pipeline_log import PipelineLog, read_tail
@@ -101,6 +107,9 @@ class Runtime:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # Each running step holds up to three descriptors; 1,000 concurrent steps need more
+        # than the usual soft limit of 1,024.
+        raise_fd_limit()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for pipeline in list(self.state.pipelines.values()):
