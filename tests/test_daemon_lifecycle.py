@@ -362,6 +362,44 @@ def test_sigterm_right_after_ready_is_graceful(ojenv: OjEnv) -> None:
         assert not any(_files(ojenv).values()), _files(ojenv)
 
 
+def test_second_sigterm_stops_without_waiting_for_the_grace(ojenv: OjEnv) -> None:
+    """A graceful stop waits for running steps (here: up to 10 minutes); a second SIGTERM ends
+    the wait at once, and the daemon still exits cleanly."""
+    ojenv.runbook(
+        "slow.hcl",
+        """
+        command "slow" {
+          run = { pipeline = "slow" }
+        }
+        pipeline "slow" {
+          step "nap" {
+            run = "sleep 120"
+          }
+        }
+        """,
+    )
+    grace = {"OJ_STOP_GRACE_MS": "600000"}
+    out = ojenv.ok("run", "slow", env=grace)
+    short = next(
+        line.split()[-1] for line in out.splitlines() if line.strip().startswith("oj pipeline show")
+    )
+    ojenv.wait_status(short, "Running")
+    pid = ojenv.daemon_pid()
+    assert pid is not None
+    log = ojenv.state / "daemon.log"
+
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: "SIGTERM received: graceful stop" in log.read_text(), what="first SIGTERM")
+    assert _alive(pid), "the drain waits for the running step"
+
+    os.kill(pid, signal.SIGTERM)
+    _wait_dead(pid)
+    text = log.read_text()
+    assert "second SIGTERM: stopping immediately" in text
+    assert text.rstrip().endswith("ojd stopped (exit 0)")
+    assert not any(_files(ojenv).values()), _files(ojenv)
+
+
 def test_sighup_does_not_kill_the_daemon(ojenv: OjEnv) -> None:
     pid = _start(ojenv)
     os.kill(pid, signal.SIGHUP)
