@@ -155,6 +155,24 @@ class OjEnv:
         if pid is not None and _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        _kill_leftovers(self.state)
+
+
+def _kill_leftovers(state: Path) -> None:
+    """SIGKILL processes still carrying this world's OJ_STATE_DIR (steps orphaned by a test that
+    failed after killing the daemon), so a broken test never leaks `sleep 300`s."""
+    needle = f"OJ_STATE_DIR={state}\0".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        if needle in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry), signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
