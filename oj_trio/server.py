@@ -101,8 +101,12 @@ class Daemon:
             await self._shutdown.wait()
             log.info("shutting down")
             sdnotify.notify("STOPPING=1\nSTATUS=draining")
-            listen_scope.cancel()
+            # Keep listening while draining: handle() already refuses every request that could
+            # start work ("daemon is shutting down") and answers Ping/Status/Query, so during the
+            # grace period `oj daemon status` says "running" and an action command gets a prompt
+            # error instead of "not running" / a connection timeout while the lock is still held.
             await self.runtime.drain(self.stop_grace, kill_sessions=self._kill_sessions)
+            listen_scope.cancel()
             await self.store.aclose()
             root.cancel_scope.cancel()
         sdnotify.notify("STATUS=stopped")

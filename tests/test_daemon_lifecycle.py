@@ -363,8 +363,9 @@ def test_sigterm_right_after_ready_is_graceful(ojenv: OjEnv) -> None:
 
 
 def test_second_sigterm_stops_without_waiting_for_the_grace(ojenv: OjEnv) -> None:
-    """A graceful stop waits for running steps (here: up to 10 minutes); a second SIGTERM ends
-    the wait at once, and the daemon still exits cleanly."""
+    """A graceful stop waits for running steps (here: up to 10 minutes) and keeps answering
+    status queries meanwhile; a second SIGTERM ends the wait at once, and the daemon still exits
+    cleanly."""
     ojenv.runbook(
         "slow.hcl",
         """
@@ -391,6 +392,11 @@ def test_second_sigterm_stops_without_waiting_for_the_grace(ojenv: OjEnv) -> Non
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: "SIGTERM received: graceful stop" in log.read_text(), what="first SIGTERM")
     assert _alive(pid), "the drain waits for the running step"
+    # while it drains it still answers, and refuses new work with a clear error
+    assert ojenv.ok("daemon", "status").startswith("Status: running\n")
+    refused = ojenv.oj("pipeline", "prune")
+    assert (refused.returncode, refused.stderr) == (1, "Error: daemon is shutting down\n")
+    assert _alive(pid)
 
     os.kill(pid, signal.SIGTERM)
     _wait_dead(pid)
