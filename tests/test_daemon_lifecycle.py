@@ -23,10 +23,11 @@ import socket
 import stat
 import struct
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
-from blackbox import OJD, OjEnv, _alive, wait_for
+from blackbox import OJ, OJD, OjEnv, _alive, wait_for
 
 from oj_trio._version import __version__
 
@@ -183,6 +184,37 @@ def test_daemon_logs_text_and_json(ojenv: OjEnv) -> None:
     # no daemon is needed to read the log, and the stop is in it
     tail = ojenv.ok("daemon", "logs", "--lines", "5")
     assert "ojd stopped (exit 0)" in tail
+
+
+def test_daemon_logs_follow(ojenv: OjEnv) -> None:
+    pid = _start(ojenv)
+    follower = subprocess.Popen(
+        [OJ, "daemon", "logs", "-f", "--lines", "3"],
+        env=ojenv.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) >= 3, what="the last 3 lines")
+        ojenv.ok("daemon", "stop")
+        _wait_dead(pid)
+        # lines written after `-f` started show up
+        wait_for(lambda: any("ojd stopped (exit 0)" in line for line in lines), what="the stop")
+        assert follower.poll() is None, "-f keeps following"
+    finally:
+        follower.kill()
+        follower.wait(timeout=30)
+        reader.join(timeout=30)
 
 
 # -- auto-start, stale socket, version mismatch --------------------------------------------------
