@@ -9,7 +9,9 @@ Pins down:
 - a second `ojd` is refused by the pid-file lock and disturbs nothing;
 - a startup failure (socket path too long) surfaces the OS error, not a connection timeout;
 - SIGTERM/SIGINT stop gracefully (exit 0, files removed, logged), SIGHUP does not;
-- the state dir is 0700 and the socket 0600.
+- the state dir is 0700 and the socket 0600, and a connection from another uid is refused
+  (SO_PEERCRED) even when those permissions are opened up;
+- a graceful drain keeps answering status queries and refuses new work; `oj daemon logs -f`.
 
 Every wait polls with a deadline; nothing sleeps a fixed time.
 """
@@ -508,3 +510,48 @@ def test_json_output_is_pretty_printed(ojenv: OjEnv) -> None:
     out = ojenv.ok("daemon", "status", "-o", "json")
     assert out == json.dumps({"status": "not_running"}, indent=2) + "\n"
     assert Path(ojenv.state).exists() is False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_peer_uid_check_refuses_other_users(ojenv: OjEnv) -> None:
+    """Even with the file permissions opened up, a connection from another uid is refused
+    (SO_PEERCRED), with an Error answer and without disturbing the daemon."""
+    _start(ojenv)
+    sock = ojenv.state / "daemon.sock"
+    os.chmod(ojenv.root, 0o711)  # mkdtemp made it 0700
+    os.chmod(ojenv.state, 0o711)
+    os.chmod(sock, 0o666)
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        code = 1
+        try:
+            os.close(read_fd)
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(30)
+                conn.connect(str(sock))
+                body = b'{"type":"Ping"}'
+                conn.sendall(struct.pack(">I", len(body)) + body)
+                (length,) = struct.unpack(">I", conn.recv(4, socket.MSG_WAITALL))
+                os.write(write_fd, conn.recv(length, socket.MSG_WAITALL))
+            code = 0
+        except BaseException as exc:
+            os.write(write_fd, repr(exc).encode())
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            output = pipe.read().decode()
+        _pid, status = os.waitpid(child, 0)
+    finally:
+        os.chmod(ojenv.root, 0o700)
+        os.chmod(ojenv.state, 0o700)
+        os.chmod(sock, 0o600)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    answer = json.loads(output)
+    assert answer["type"] == "Error"
+    assert "another user" in answer["message"]
+    assert ojenv.ok("daemon", "status").startswith("Status: running\n")
