@@ -97,8 +97,13 @@ class Runtime:
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, _Task] = {}
         self._runbooks: dict[str, Runbook] = {}
+        self._digests: dict[int, tuple[Runbook, str]] = {}
+        self._shell_runbooks: dict[tuple[int, str, str], tuple[Runbook, Runbook]] = {}
         self._draining = False
-        self._all_idle = trio.Event()
+        #: Runbook loading goes through one thread at a time: the loader caches by file stamp,
+        #: and a burst of requests on a cold cache would otherwise parse the same file (and
+        #: build the HCL parser) once per request, all at once.
+        self._load_lock = trio.Lock()
 
     @property
     def state(self) -> MaterializedState:
@@ -484,7 +489,8 @@ class Runtime:
         from .runbook import format_command_listing, list_commands
 
         root = Path(request["project_root"])
-        commands = await trio.to_thread.run_sync(list_commands, root)
+        async with self._load_lock:
+            commands = await trio.to_thread.run_sync(list_commands, root)
         usage = format_command_listing(commands)
         return {"type": "CommandList", "usage": usage, "help": f"Run a runbook command.\n\n{usage}"}
 
@@ -494,9 +500,10 @@ class Runtime:
 
         root = Path(request["project_root"])
         name = request["command"]
-        runbook, command = await trio.to_thread.run_sync(
-            find_command, root, name, request.get("runbook")
-        )
+        async with self._load_lock:
+            runbook, command = await trio.to_thread.run_sync(
+                find_command, root, name, request.get("runbook")
+            )
         if request.get("help"):
             return {"type": "CommandHelp", "text": format_command_help(runbook, command)}
         split = split_args(command.args, list(request.get("args") or []))
@@ -511,7 +518,7 @@ class Runtime:
         namespace = request["namespace"]
         invoke_dir = request["invoke_dir"]
         if isinstance(command.run, RunShell):
-            runbook = shell_command_runbook(runbook, command.name, command.run, cwd=str(root))
+            runbook = self._shell_runbook(runbook, command, str(root))
             kind = command.name
         elif isinstance(command.run, RunPipeline):
             kind = command.run.pipeline
@@ -541,19 +548,44 @@ class Runtime:
             invoke_dir=invoke_dir,
             workspaces_dir=self.workspaces_dir,
             env=self.env,
+            runbook_hash=self._digest(runbook),
         )
         await self._create(events + created)
         return {"type": "CommandStarted", "pipeline_id": pipeline_id, "pipeline_name": kind}
 
-    def _load_runbook_events(self, runbook: Runbook) -> list[ev.EventBase]:
-        from .runbook import runbook_hash, runbook_to_json
+    def _digest(self, runbook: Runbook) -> str:
+        """The runbook's content hash, memoised per object: the loader hands out the same
+        object while the file is unchanged, and hashing costs a full serialisation."""
+        from .runbook import runbook_hash
 
-        data = runbook_to_json(runbook)
+        hit = self._digests.get(id(runbook))
+        if hit is not None and hit[0] is runbook:
+            return hit[1]
+        if len(self._digests) > 256:
+            self._digests.clear()
         digest = runbook_hash(runbook)
-        self._runbooks[digest] = runbook
+        self._digests[id(runbook)] = (runbook, digest)
+        self._runbooks.setdefault(digest, runbook)
+        return digest
+
+    def _shell_runbook(self, runbook: Runbook, command: Any, cwd: str) -> Runbook:
+        key = (id(runbook), command.name, cwd)
+        hit = self._shell_runbooks.get(key)
+        if hit is not None and hit[0] is runbook:
+            return hit[1]
+        if len(self._shell_runbooks) > 256:
+            self._shell_runbooks.clear()
+        synthesized = shell_command_runbook(runbook, command.name, command.run, cwd=cwd)
+        self._shell_runbooks[key] = (runbook, synthesized)
+        return synthesized
+
+    def _load_runbook_events(self, runbook: Runbook) -> list[ev.EventBase]:
+        from .runbook import runbook_to_json
+
+        digest = self._digest(runbook)
         if digest in self.state.runbooks:
             return []
-        return [ev.RunbookLoaded(hash=digest, version=1, runbook=data)]
+        return [ev.RunbookLoaded(hash=digest, version=1, runbook=runbook_to_json(runbook))]
 
     async def _create(self, events: list[ev.EventBase]) -> None:
         """Commit creation events, make the workspace, start the task."""

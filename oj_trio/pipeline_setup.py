@@ -16,7 +16,7 @@ import trio
 
 from . import events as ev
 from .errors import OjError
-from .runbook import runbook_hash, templates
+from .runbook import templates
 from .runbook.model import Pipeline as PipelineDef
 from .runbook.model import Runbook, RunShell, Step
 from .runbook.names import display_name, nonce_of, workspace_id
@@ -81,6 +81,7 @@ async def prepare_pipeline(
     invoke_dir: str,
     workspaces_dir: Path,
     env: Mapping[str, str],
+    runbook_hash: str,
 ) -> list[ev.EventBase]:
     """The events that create a pipeline of ``kind``: vars (pipeline defaults under the given
     ones), display name, execution dir (workspace, ``cwd`` template or ``invoke.dir``) and
@@ -124,7 +125,7 @@ async def prepare_pipeline(
             id=pipeline_id,
             kind=kind,
             name=name,
-            runbook_hash=runbook_hash(runbook),
+            runbook_hash=runbook_hash,
             cwd=cwd,
             vars=values,
             initial_step=initial,
