@@ -254,6 +254,14 @@ def test_stale_socket_after_sigkill(ojenv: OjEnv) -> None:
     assert ojenv.ok("daemon", "status").startswith("Status: running\n")
 
 
+def test_stop_after_sigkill_cleans_stale_files(ojenv: OjEnv) -> None:
+    _start(ojenv)
+    ojenv.kill_daemon()
+    assert ojenv.ok("daemon", "stop") == "Daemon not running\n"
+    assert not any(_files(ojenv).values()), _files(ojenv)
+    assert ojenv.ok("daemon", "start") == "Daemon started\n"
+
+
 def test_version_mismatch_restarts_daemon(ojenv: OjEnv) -> None:
     old = _start(ojenv)
     (ojenv.state / "daemon.version").write_text("0.0.1-old")
