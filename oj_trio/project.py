@@ -63,7 +63,9 @@ def config_namespace(root: Path) -> str | None:
     return None
 
 
-def resolve_namespace(root: Path, explicit: str | None = None, env: dict[str, str] | None = None) -> str:
+def resolve_namespace(
+    root: Path, explicit: str | None = None, env: dict[str, str] | None = None
+) -> str:
     """`--project` > `OJ_NAMESPACE` > `.oj/config.toml [project].name` > basename of the root."""
     if explicit:
         return explicit
