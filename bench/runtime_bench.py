@@ -55,14 +55,19 @@ def chain_pipeline(steps: int) -> str:
     return "\n".join(lines)
 
 
-async def raw_spawn_rate(concurrency: int, total: int) -> float:
+RAW_SH = ["sh", "-c", "true"]
+#: What a step really runs (bash is needed for pipefail): the fair baseline for the daemon.
+RAW_BASH = ["bash", "-c", "set -euo pipefail\ntrue"]
+
+
+async def raw_spawn_rate(concurrency: int, total: int, argv: list[str]) -> float:
     done = 0
 
     async def worker() -> None:
         nonlocal done
         while done < total:
             done += 1
-            await trio.run_process(["sh", "-c", "true"])
+            await trio.run_process(argv)
 
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
@@ -138,12 +143,15 @@ def main() -> None:
     daemon = Daemon(root / "s", project)
     try:
         print(f"# runtime bench ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)")
+        spawns = 400 if opts.quick else 1000
         for concurrency in (1, 4, 16):
-            raw = trio.run(raw_spawn_rate, concurrency, 400 if opts.quick else 1000)
+            raw_sh = trio.run(raw_spawn_rate, concurrency, spawns, RAW_SH)
+            raw_bash = trio.run(raw_spawn_rate, concurrency, spawns, RAW_BASH)
             rate = steps_per_second(daemon, concurrency, steps)
             print(
-                f"concurrency {concurrency:>2}: {rate:7.0f} steps/s through ojd, "
-                f"raw sh -c true {raw:7.0f}/s, ratio {rate / raw:.0%}"
+                f"concurrency {concurrency:>2}: {rate:5.0f} steps/s through ojd; raw `sh -c true` "
+                f"{raw_sh:5.0f}/s ({rate / raw_sh:.0%}), raw `bash -c 'set -euo pipefail; true'` "
+                f"{raw_bash:5.0f}/s ({rate / raw_bash:.0%})"
             )
 
         start = time.perf_counter()
