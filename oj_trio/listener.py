@@ -70,6 +70,14 @@ async def serve(
     my_uid = os.getuid()
 
     async def on_connection(stream: anyio.abc.SocketStream) -> None:
+        # One connection's failure must never reach the listener's task group: that would stop
+        # the daemon serving everyone else.
+        try:
+            await serve_connection(stream)
+        except Exception:
+            log.exception("connection failed")
+
+    async def serve_connection(stream: anyio.abc.SocketStream) -> None:
         async with stream:
             raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
             uid = peer_uid(raw)
