@@ -183,15 +183,16 @@ class Runtime:
                     await self._fail(p, p.error or "step failed")
                 else:  # Waiting: a human decides
                     return
-        except Exception:
+        except Exception as exc:
+            # A bug or an unreadable runbook record: fail the pipeline visibly (not through
+            # on_fail, which would run the same broken code again) and keep the daemon up.
             log.exception("pipeline %s: runtime error", pipeline_id)
             p = self.state.pipelines.get(pipeline_id)
             if p is not None and not p.terminal:
+                error = f"internal error: {type(exc).__name__}: {exc}"
                 with contextlib.suppress(Exception):
                     await self._commit(
-                        ev.StepFailed(
-                            pipeline_id=p.id, step=p.step, error="internal error", at_ms=now_ms()
-                        ),
+                        ev.StepFailed(pipeline_id=p.id, step=p.step, error=error, at_ms=now_ms()),
                         ev.PipelineAdvanced(id=p.id, step="failed", at_ms=now_ms(), terminal=True),
                     )
         finally:
