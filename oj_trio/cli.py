@@ -23,6 +23,13 @@ from .errors import OjError
 Handler = Callable[[argparse.Namespace], int]
 
 
+class _Formatter(argparse.HelpFormatter):
+    """``Usage:`` capitalised, like the help the daemon generates for runbook commands."""
+
+    def add_usage(self, usage, actions, groups, prefix=None):  # type: ignore[no-untyped-def]
+        super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)
+
+
 def _output_parent() -> argparse.ArgumentParser:
     """`-o/--output` accepted anywhere: before the subcommand and after it."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -47,6 +54,7 @@ def get_parser() -> argparse.ArgumentParser:
     out = _output_parent()
     parser = argparse.ArgumentParser(
         prog="oj",
+        formatter_class=_Formatter,
         description="Run runbooks: commands, pipelines, queues and workers, through the ojd daemon.",
         parents=[out],
     )
@@ -56,7 +64,9 @@ def get_parser() -> argparse.ArgumentParser:
     def add(
         parent: Any, name: str, help_: str, func: Handler | None = None, **kw: Any
     ) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help_, description=help_, parents=[out], **kw)
+        p = parent.add_parser(
+            name, help=help_, description=help_, parents=[out], formatter_class=_Formatter, **kw
+        )
         if func is not None:
             p.set_defaults(func=func)
         return p
@@ -65,6 +75,9 @@ def get_parser() -> argparse.ArgumentParser:
 
     # run
     run = add(sub, "run", "run a runbook command", c.cmd_run, add_help=False)
+    # Help for `oj run` itself; `oj run CMD --help` ends up in ARGS and asks the daemon for the
+    # command's generated help instead.
+    run.add_argument("-h", "--help", action="help", help="show this help message and exit")
     run.add_argument("cmd", nargs="?", metavar="COMMAND", help="command name from a runbook")
     run.add_argument(
         "args",

@@ -159,13 +159,10 @@ def split_run_args(raw: list[str]) -> tuple[list[str], dict[str, str], bool, str
 def cmd_run(args: argparse.Namespace) -> int:
     client = Client()
     root, namespace = namespace_of(args)
-    if args.cmd in (None, "-h", "--help"):
+    if args.cmd is None:
         response = client.call(
             protocol.request("ListCommands", project_root=str(root)), action=True
         )
-        if args.cmd is not None:
-            print(response["help"], end="")
-            return 0
         print(response["usage"], end="", file=sys.stderr)
         return 2
     positional, named, want_help, runbook = split_run_args(list(args.args))

@@ -493,7 +493,7 @@ class Runtime:
         async with self._load_lock:
             commands = await trio.to_thread.run_sync(list_commands, root)
         usage = format_command_listing(commands)
-        return {"type": "CommandList", "usage": usage, "help": f"Run a runbook command.\n\n{usage}"}
+        return {"type": "CommandList", "usage": usage}
 
     async def _run_command(self, request: protocol.Message) -> protocol.Message:
         from .runbook import find_command, format_command_help

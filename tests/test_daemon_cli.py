@@ -77,6 +77,16 @@ def test_oj_help_and_version(ojenv: OjEnv) -> None:
     assert (version.returncode, version.stdout) == (0, f"oj {__version__}\n")
 
 
+def test_oj_run_help_is_local(ojenv: OjEnv) -> None:
+    """`oj run --help` describes `oj run` itself without a daemon; `oj run CMD --help` is the
+    command's generated help (tests/test_pipeline_run.py)."""
+    result = ojenv.oj("run", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: oj run")
+    assert "-a/--arg KEY=VALUE" in result.stdout
+    assert not ojenv.state.exists()
+
+
 @pytest.mark.parametrize(
     "argv",
     [
