@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
         cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def project_table(items: list[dict[str, Any]], columns: list[Column]) -> str:
+    """A table of daemon records; a PROJECT column follows the first one whenever any record
+    belongs to a named namespace (lists are global across projects)."""
+    namespaces = {item.get("namespace") or "" for item in items}
+    if namespaces != {""}:
+        columns = [columns[0], ("PROJECT", lambda i: i.get("namespace") or "-"), *columns[1:]]
+    return table([h for h, _ in columns], [[cell(i) for _, cell in columns] for i in items])
 
 
 def ago(ms: int | None, now_ms: int | None = None) -> str:
@@ -245,31 +258,16 @@ def cmd_pipeline_list(args: argparse.Namespace) -> int:
     if not pipelines:
         print("No pipelines")
         return 0
-    namespaces = {p.get("namespace") or "" for p in pipelines}
-    with_project = len(namespaces) > 1 or namespaces != {""}
-    headers = [
-        "ID",
-        *(["PROJECT"] if with_project else []),
-        "NAME",
-        "KIND",
-        "STEP",
-        "UPDATED",
-        "STATUS",
-    ]
     now = int(time.time() * 1000)
-    rows = [
-        [
-            p["id"][:12],
-            *([p.get("namespace") or "-"] if with_project else []),
-            p["name"],
-            p["kind"],
-            p["step"],
-            ago(p.get("updated_at_ms"), now),
-            p["step_status"],
-        ]
-        for p in pipelines
+    columns: list[Column] = [
+        ("ID", lambda p: p["id"][:12]),
+        ("NAME", lambda p: p["name"]),
+        ("KIND", lambda p: p["kind"]),
+        ("STEP", lambda p: p["step"]),
+        ("UPDATED", lambda p: ago(p.get("updated_at_ms"), now)),
+        ("STATUS", lambda p: p["step_status"]),
     ]
-    print(table(headers, rows))
+    print(project_table(pipelines, columns))
     if hidden:
         print(f"\n... {hidden} more not shown. Use --no-limit or --limit N to see more.")
     return 0
@@ -531,20 +529,13 @@ def cmd_workspace_list(args: argparse.Namespace) -> int:
     if not workspaces:
         print("No workspaces")
         return 0
-    namespaces = {w.get("namespace") or "" for w in workspaces}
-    with_project = len(namespaces) > 1 or namespaces != {""}
-    headers = ["ID", *(["PROJECT"] if with_project else []), "PATH", "BRANCH", "STATUS"]
-    rows = [
-        [
-            w["id"],
-            *([w.get("namespace") or "-"] if with_project else []),
-            w["path"],
-            w.get("branch") or "-",
-            w["status"],
-        ]
-        for w in workspaces
+    columns: list[Column] = [
+        ("ID", lambda w: w["id"]),
+        ("PATH", lambda w: w["path"]),
+        ("BRANCH", lambda w: w.get("branch") or "-"),
+        ("STATUS", lambda w: w["status"]),
     ]
-    print(table(headers, rows))
+    print(project_table(workspaces, columns))
     return 0
 
 

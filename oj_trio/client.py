@@ -115,6 +115,14 @@ class Client:
 
     # -- liveness -------------------------------------------------------------------------
 
+    def answers(self) -> bool:
+        """Whether a daemon listens on the socket right now (one Ping)."""
+        try:
+            self.send(protocol.request("Ping"))
+        except DaemonNotRunning:
+            return False
+        return True
+
     def daemon_alive(self) -> bool:
         """True while some process holds the lock on ``daemon.pid``."""
         try:
@@ -163,11 +171,8 @@ class Client:
             self._restarted = True
             self._terminate(self.exit_timeout)
         if self.socket.exists():
-            try:
-                self.send(protocol.request("Ping"))
+            if self.answers():
                 return
-            except DaemonNotRunning:
-                pass
             if self.daemon_alive():
                 # A daemon holds the lock but does not answer yet: it is starting. Wait for it.
                 self._wait_for_socket(None)
@@ -222,12 +227,8 @@ class Client:
     def _wait_for_socket(self, child: subprocess.Popen[bytes] | None, log_offset: int = 0) -> None:
         deadline = time.monotonic() + self.connect_timeout
         while True:
-            if self.socket.exists():
-                try:
-                    self.send(protocol.request("Ping"))
-                    return
-                except DaemonNotRunning:
-                    pass
+            if self.socket.exists() and self.answers():
+                return
             if child is not None:
                 status = child.poll()
                 if status is not None:
