@@ -210,6 +210,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
+    except OSError as exc:
+        # The environment, not oj: an unusable state dir, a full disk, a missing file.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"Error: {exc.strerror or exc}{where}", file=sys.stderr)
+        code = 1
+    except Exception as exc:
+        if os.environ.get("OJ_DEBUG"):
+            raise
+        print(
+            f"Error: internal error: {type(exc).__name__}: {exc} (OJ_DEBUG=1 shows a traceback)",
+            file=sys.stderr,
+        )
+        code = 1
     if argv is None:
         sys.exit(code)
     return code
