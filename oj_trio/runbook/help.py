@@ -19,6 +19,8 @@ _HELP_WIDTH = 24
 def format_command_listing(commands: Sequence[CommandInfo]) -> str:
     """What ``oj run`` without a command prints (on stderr, exit 2)."""
     lines = ["Usage: oj run <COMMAND> [ARGS]...", "", "Available Commands:"]
+    if not commands:
+        lines.append("  (none: define commands in runbooks under .oj/runbooks/)")
     for info in commands:
         head = f"  {info.name} {info.usage}".rstrip()
         if info.description:
