@@ -66,52 +66,49 @@ class EventBase:
     TAG: ClassVar[str]
 
 
-_event = attrs.frozen(kw_only=True)
-
-
 # --- agents / hooks ------------------------------------------------------------------------------
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentWorking(EventBase):
     TAG = "agent:working"
     agent_id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentWaiting(EventBase):
     TAG = "agent:waiting"
     agent_id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentFailed(EventBase):
     TAG = "agent:failed"
     agent_id: str
     error: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentExited(EventBase):
     TAG = "agent:exited"
     agent_id: str
     exit_code: int | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentGone(EventBase):
     TAG = "agent:gone"
     agent_id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentInput(EventBase):
     TAG = "agent:input"
     agent_id: str
     input: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentSignal(EventBase):
     TAG = "agent:signal"
     agent_id: str
@@ -119,13 +116,13 @@ class AgentSignal(EventBase):
     message: str | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentIdle(EventBase):
     TAG = "agent:idle"
     agent_id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class AgentPrompt(EventBase):
     TAG = "agent:prompt"
     agent_id: str
@@ -135,7 +132,7 @@ class AgentPrompt(EventBase):
 # --- commands / pipelines / steps ----------------------------------------------------------------
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class CommandRun(EventBase):
     TAG = "command:run"
     pipeline_id: str
@@ -147,7 +144,7 @@ class CommandRun(EventBase):
     args: dict[str, str] = attrs.field(factory=dict)
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineCreated(EventBase):
     TAG = "pipeline:created"
     id: str
@@ -161,7 +158,7 @@ class PipelineCreated(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineAdvanced(EventBase):
     TAG = "pipeline:advanced"
     id: str
@@ -170,14 +167,14 @@ class PipelineAdvanced(EventBase):
     terminal: bool | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineUpdated(EventBase):
     TAG = "pipeline:updated"
     id: str
     vars: dict[str, str] = attrs.field(factory=dict)
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineResume(EventBase):
     TAG = "pipeline:resume"
     id: str
@@ -185,32 +182,32 @@ class PipelineResume(EventBase):
     vars: dict[str, str] | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineCancelling(EventBase):
     TAG = "pipeline:cancelling"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineCancel(EventBase):
     TAG = "pipeline:cancel"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineDeleted(EventBase):
     TAG = "pipeline:deleted"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class PipelineActionAttempted(EventBase):
     TAG = "pipeline:action_attempted"
     id: str
     key: str  # "<trigger>:<pos>"
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class StepStarted(EventBase):
     TAG = "step:started"
     pipeline_id: str
@@ -220,7 +217,7 @@ class StepStarted(EventBase):
     agent_name: str | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class StepWaiting(EventBase):
     TAG = "step:waiting"
     pipeline_id: str
@@ -229,7 +226,7 @@ class StepWaiting(EventBase):
     reason: str | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class StepCompleted(EventBase):
     TAG = "step:completed"
     pipeline_id: str
@@ -237,7 +234,7 @@ class StepCompleted(EventBase):
     at_ms: int
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class StepFailed(EventBase):
     TAG = "step:failed"
     pipeline_id: str
@@ -246,17 +243,18 @@ class StepFailed(EventBase):
     at_ms: int
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class ShellSpawned(EventBase):
     TAG = "shell:spawned"
     pipeline_id: str
     step: str
     pid: int
     pgid: int
-    start_ticks: int
+    #: None when /proc could not be read at spawn time (the guard then relies on the env marker).
+    start_ticks: int | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class ShellExited(EventBase):
     TAG = "shell:exited"
     pipeline_id: str
@@ -265,7 +263,7 @@ class ShellExited(EventBase):
     at_ms: int
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class RunbookLoaded(EventBase):
     TAG = "runbook:loaded"
     hash: str
@@ -276,27 +274,27 @@ class RunbookLoaded(EventBase):
 # --- sessions / workspaces / timers / system -----------------------------------------------------
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class SessionCreated(EventBase):
     TAG = "session:created"
     id: str
     pipeline_id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class SessionInput(EventBase):
     TAG = "session:input"
     id: str
     input: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class SessionDeleted(EventBase):
     TAG = "session:deleted"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkspaceCreated(EventBase):
     TAG = "workspace:created"
     id: str
@@ -307,38 +305,38 @@ class WorkspaceCreated(EventBase):
     mode: str | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkspaceReady(EventBase):
     TAG = "workspace:ready"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkspaceFailed(EventBase):
     TAG = "workspace:failed"
     id: str
     reason: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkspaceDeleted(EventBase):
     TAG = "workspace:deleted"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkspaceDrop(EventBase):
     TAG = "workspace:drop"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class TimerStart(EventBase):
     TAG = "timer:start"
     id: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class SystemShutdown(EventBase):
     TAG = "system:shutdown"
 
@@ -346,7 +344,7 @@ class SystemShutdown(EventBase):
 # --- workers / queues ----------------------------------------------------------------------------
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkerStarted(EventBase):
     TAG = "worker:started"
     worker_name: str
@@ -357,14 +355,14 @@ class WorkerStarted(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkerWake(EventBase):
     TAG = "worker:wake"
     worker_name: str
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkerPollComplete(EventBase):
     TAG = "worker:poll_complete"
     worker_name: str
@@ -372,7 +370,7 @@ class WorkerPollComplete(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkerItemDispatched(EventBase):
     TAG = "worker:item_dispatched"
     worker_name: str
@@ -381,21 +379,21 @@ class WorkerItemDispatched(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkerStopped(EventBase):
     TAG = "worker:stopped"
     worker_name: str
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class WorkerDeleted(EventBase):
     TAG = "worker:deleted"
     worker_name: str
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class QueuePushed(EventBase):
     TAG = "queue:pushed"
     queue_name: str
@@ -405,7 +403,7 @@ class QueuePushed(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class QueueTaken(EventBase):
     TAG = "queue:taken"
     queue_name: str
@@ -414,7 +412,7 @@ class QueueTaken(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class QueueCompleted(EventBase):
     TAG = "queue:completed"
     queue_name: str
@@ -422,7 +420,7 @@ class QueueCompleted(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class QueueFailed(EventBase):
     TAG = "queue:failed"
     queue_name: str
@@ -431,7 +429,7 @@ class QueueFailed(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class QueueItemRetry(EventBase):
     TAG = "queue:item_retry"
     queue_name: str
@@ -440,7 +438,7 @@ class QueueItemRetry(EventBase):
     manual: bool = False
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class QueueItemDead(EventBase):
     TAG = "queue:item_dead"
     queue_name: str
@@ -448,7 +446,7 @@ class QueueItemDead(EventBase):
     namespace: str = ""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class QueueDropped(EventBase):
     TAG = "queue:dropped"
     queue_name: str

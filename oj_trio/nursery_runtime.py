@@ -607,14 +607,14 @@ class Runtime:
                     await self._commit(ev.WorkspaceReady(id=event.id))
         for event in events:
             if isinstance(event, ev.PipelineCreated):
-                p = self.state.pipelines.get(event.id)
-                if p is not None:
-                    definition = self.pipeline_def(p)
+                created = self.state.pipelines.get(event.id)
+                if created is not None:
+                    definition = self.pipeline_def(created)
                     if definition.notify.on_start:
                         message = templates.interpolate(
-                            definition.notify.on_start, self.context(p), env=self.env
+                            definition.notify.on_start, self.context(created), env=self.env
                         )
-                        self._nursery_soon(notify, p.name, message)
+                        self._nursery_soon(notify, created.name, message)
                     self._spawn(event.id)
 
     async def _wait_changed(self, after_seq: int, timeout: float) -> None:

@@ -84,7 +84,7 @@ class ShellProcess:
     step: str
     pid: int
     pgid: int
-    start_ticks: int
+    start_ticks: int | None = None
 
 
 @attrs.define
@@ -290,7 +290,7 @@ _state_converter = make_converter(forbid_extra_keys=True, omit_if_default=True)
 # --- handlers --------------------------------------------------------------------------------------
 
 
-def _step_target(p: Pipeline, event: Any) -> Pipeline | None:
+def _step_target(p: Pipeline | None, event: Any) -> Pipeline | None:
     """Step events apply only to a live pipeline that is on that step (stale ones are ignored)."""
     if p is None or p.terminal or p.step != event.step:
         return None

@@ -18,6 +18,7 @@ single-threaded: no locks) and :meth:`Store.wait_for_change` to long-poll.
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -127,7 +128,7 @@ class Store:
     async def snapshot(self) -> int:
         """Write a snapshot at the current durable seq and compact the WAL; return that seq."""
 
-        def prepare(seq: int) -> object:
+        def prepare(seq: int) -> Callable[[], object]:
             data = self.state.to_dict()  # on the loop: state is exactly at `seq` here
             return lambda: wal.write_snapshot(self.state_dir, seq, data)
 
