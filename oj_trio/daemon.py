@@ -47,6 +47,8 @@ def get_parser() -> argparse.ArgumentParser:
         epilog=(
             "Environment: OJ_STATE_DIR (state directory, default $XDG_STATE_HOME/oj or "
             "~/.local/state/oj), OJ_STOP_GRACE_MS (grace for running steps on stop, default 10000), "
+            "OJ_STEP_KILL_GRACE_MS (SIGTERM to SIGKILL for a cancelled step's process group, "
+            "default 5000), OJ_LOG (log level, default INFO), "
             "NOTIFY_SOCKET and WATCHDOG_USEC (systemd)."
         ),
     )

@@ -66,6 +66,8 @@ from .store import Store
 log = logging.getLogger("oj.runtime")
 
 INTERRUPTED = "interrupted: daemon stopped while step was running"
+#: Seconds a cancel request waits for the cancellation to become durable before answering.
+CANCEL_REPLY_WAIT = 2.0
 TERMINAL_NAMES = ("done", "failed", "cancelled")
 
 RequestHandler = Callable[[protocol.Message], Awaitable[protocol.Message]]
@@ -659,7 +661,10 @@ class Runtime:
         task.cancel_requested = True
         if task.scope is not None:
             task.scope.cancel()
-        with trio.move_on_after(self.step_grace + 5):
+        # Usually the group dies at SIGTERM and the cancellation is durable in milliseconds; a
+        # step that ignores SIGTERM holds out for the kill grace, longer than a client waits for
+        # an answer, so after CANCEL_REPLY_WAIT the reply goes out while the kill proceeds.
+        with trio.move_on_after(CANCEL_REPLY_WAIT):
             while True:
                 current = self.state.pipelines.get(p.id)
                 if current is None or current.terminal or current.cancelling:
