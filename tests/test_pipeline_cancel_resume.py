@@ -196,3 +196,33 @@ def test_resume(ojenv: OjEnv) -> None:
     unknown = ojenv.oj("pipeline", "resume", "nope-nope")
     assert unknown.returncode != 0
     assert "not found" in unknown.stderr.lower()
+
+
+STUBBORN = """
+command "stubborn" {
+  args = "<marker>"
+  run  = { pipeline = "stubborn" }
+}
+pipeline "stubborn" {
+  step "hold" {
+    run = "trap '' TERM; sleep 300; echo ${var.marker}"
+  }
+}
+"""
+
+
+def test_cancel_of_a_term_ignoring_step_answers_before_the_kill(ojenv: OjEnv) -> None:
+    """The reply must not wait out the SIGTERM→SIGKILL grace (longer than the client's IPC
+    timeout here); the step is still killed and the pipeline still ends cancelled."""
+    ojenv.env.update({"OJ_STEP_KILL_GRACE_MS": "4000", "OJ_TIMEOUT_IPC_MS": "3500"})
+    ojenv.runbook("stubborn.hcl", STUBBORN)
+    marker = f"stubborn-{uuid.uuid4().hex[:8]}"
+    pid = ojenv.run_pipeline("stubborn", marker)
+    ojenv.wait_status(pid, "Running")
+    wait_for(lambda: pids_with(marker), what="the step's sleep")
+    result = ojenv.oj("pipeline", "cancel", pid)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Cancelled pipeline {pid}\n"
+    done = ojenv.wait_step(pid, "cancelled", timeout=30)
+    assert done["step_status"] == "Failed"
+    wait_for(lambda: not pids_with(marker), what="the step's processes to be killed")
