@@ -107,7 +107,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="set a variable")
     p = add(psub, "logs", "show a pipeline's log", c.cmd_pipeline_logs)
     p.add_argument("id", help="pipeline id or unique prefix")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new lines until the pipeline ends",
+    )
     p.add_argument(
         "-n", "--limit", type=_positive_int, default=50, help="last N lines (default 50)"
     )

@@ -369,13 +369,22 @@ def cmd_pipeline_logs(args: argparse.Namespace) -> int:
         print(line)
     if args.follow:
         sys.stdout.flush()
-        follow_file(Path(response["log_path"]), response.get("size", 0))
+
+        def ended() -> bool:
+            detail = client.query("GetPipeline", id=args.id).get("pipeline")
+            return detail is None or is_terminal(detail)
+
+        follow_file(Path(response["log_path"]), response.get("size", 0), until=ended)
     return 0
 
 
-def follow_file(path: Path, offset: int) -> None:
-    """`tail -f`: print what is appended after `offset` until Ctrl-C."""
+def follow_file(path: Path, offset: int, until: Callable[[], bool] | None = None) -> None:
+    """`tail -f`: print what is appended after `offset`, until Ctrl-C or, when `until` is
+    given, until it says the writer is done (checked about once a second while idle) and the
+    file holds nothing more."""
     pending = b""
+    next_check = time.monotonic() + 1.0
+    finishing = False
     while True:
         try:
             with open(path, "rb") as fh:
@@ -389,8 +398,17 @@ def follow_file(path: Path, offset: int) -> None:
             *complete, pending = pending.split(b"\n")
             for line in complete:
                 print(line.decode("utf-8", "replace"), flush=True)
-        else:
-            time.sleep(0.2)
+            continue
+        if finishing:
+            if pending:
+                print(pending.decode("utf-8", "replace"), flush=True)
+            return
+        if until is not None and time.monotonic() >= next_check:
+            next_check = time.monotonic() + 1.0
+            # One more read after the writer is done catches its last lines.
+            finishing = until()
+            continue
+        time.sleep(0.2)
 
 
 class _WaitPrinter:

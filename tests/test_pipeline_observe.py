@@ -163,8 +163,11 @@ def test_logs(ojenv: OjEnv) -> None:
         (ojenv.project / "g1.go").touch()
         reader.wait_line("after-go")
         reader.wait_line("pipeline completed")
+        # ...and ends by itself once the pipeline has ended and its log is drained.
+        assert proc.wait(timeout=15) == 0
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         proc.wait()
 
 
