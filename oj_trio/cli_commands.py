@@ -19,6 +19,7 @@ from typing import Any
 from . import paths, project, protocol
 from .client import Client, DaemonNotRunning
 from .errors import DaemonError, NotFoundError, OjError, UsageError
+from .settings import env_seconds
 
 # -- output helpers ----------------------------------------------------------------------------
 
@@ -202,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     sys.stdout.flush()
     started = False
-    deadline = time.monotonic() + _env_seconds("OJ_RUN_WAIT_MS", 10000)
+    deadline = time.monotonic() + env_seconds("OJ_RUN_WAIT_MS", 10000)
     try:
         while True:
             detail = client.query("GetPipeline", id=pipeline_id).get("pipeline")
@@ -222,14 +223,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"    oj pipeline wait {short}      # Wait until pipeline ends")
     print(f"    oj pipeline logs {short} -f   # Follow logs")
     return 0
-
-
-def _env_seconds(name: str, default_ms: int) -> float:
-    raw = os.environ.get(name)
-    try:
-        return (int(raw) if raw else default_ms) / 1000.0
-    except ValueError:
-        raise OjError(f"{name} must be a whole number of milliseconds, got {raw!r}") from None
 
 
 # -- pipeline ----------------------------------------------------------------------------------
@@ -468,7 +461,7 @@ def cmd_pipeline_wait(args: argparse.Namespace) -> int:
     printer = _WaitPrinter(prefix=len(args.ids) > 1)
     finished: dict[str, dict[str, Any]] = {}
     after = 0
-    poll_ms = int(_env_seconds("OJ_WAIT_POLL_MS", 1000) * 1000)
+    poll_ms = int(env_seconds("OJ_WAIT_POLL_MS", 1000) * 1000)
     while True:
         wait_ms = 0
         if after:

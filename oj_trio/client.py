@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from . import paths, protocol
 from ._version import __version__
 from .errors import DaemonError, OjError
+from .settings import env_seconds
 
 if TYPE_CHECKING:
     import subprocess
@@ -36,16 +37,6 @@ if TYPE_CHECKING:
 # the whole round trip of a query command, and only the auto-start path needs them.
 
 STARTING_MARKER = "--- ojd: starting (pid: "
-
-
-def _env_ms(env: dict[str, str] | os._Environ[str], name: str, default: int) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default / 1000.0
-    try:
-        return max(0, int(raw)) / 1000.0
-    except ValueError:
-        raise OjError(f"{name} must be a whole number of milliseconds, got {raw!r}") from None
 
 
 class DaemonNotRunning(DaemonError):
@@ -62,11 +53,11 @@ class Client:
         self.pid_file = paths.pid_path(self.state_dir)
         self.version_file = paths.version_path(self.state_dir)
         self.log_file = paths.log_path(self.state_dir)
-        self.ipc_timeout = _env_ms(self.env, "OJ_TIMEOUT_IPC_MS", 5000)
-        self.connect_timeout = _env_ms(self.env, "OJ_TIMEOUT_CONNECT_MS", 5000)
-        self.exit_timeout = _env_ms(self.env, "OJ_TIMEOUT_EXIT_MS", 2000)
-        self.poll = _env_ms(self.env, "OJ_CONNECT_POLL_MS", 50)
-        self.stop_grace = _env_ms(self.env, "OJ_STOP_GRACE_MS", 10000)
+        self.ipc_timeout = env_seconds("OJ_TIMEOUT_IPC_MS", 5000, self.env)
+        self.connect_timeout = env_seconds("OJ_TIMEOUT_CONNECT_MS", 5000, self.env)
+        self.exit_timeout = env_seconds("OJ_TIMEOUT_EXIT_MS", 2000, self.env)
+        self.poll = env_seconds("OJ_CONNECT_POLL_MS", 50, self.env)
+        self.stop_grace = env_seconds("OJ_STOP_GRACE_MS", 10000, self.env)
         self._restarted = False
 
     # -- raw round trip -------------------------------------------------------------------

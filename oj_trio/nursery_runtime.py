@@ -60,6 +60,7 @@ from .pipeline_setup import (
 from .runbook import templates
 from .runbook.model import Pipeline as PipelineDef
 from .runbook.model import RunAgent, Runbook, RunPipeline, RunShell, Step, Transition
+from .settings import env_seconds
 from .state import MaterializedState, Pipeline, StepStatus
 from .store import Store
 
@@ -95,7 +96,7 @@ class Runtime:
         self.env = dict(os.environ if env is None else env)
         self.log = PipelineLog.for_state_dir(state_dir)
         self.workspaces_dir = paths.workspaces_dir(state_dir)
-        self.step_grace = float(self.env.get("OJ_STEP_KILL_GRACE_MS", "5000")) / 1000.0
+        self.step_grace = env_seconds("OJ_STEP_KILL_GRACE_MS", 5000, self.env)
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, _Task] = {}
         self._runbooks: dict[str, Runbook] = {}

@@ -22,21 +22,12 @@ from ._version import __version__
 from .errors import OjError, ProtocolError
 from .listener import open_listener, serve
 from .nursery_runtime import Runtime
+from .settings import env_seconds
 from .store import Store
 
 log = logging.getLogger("oj.daemon")
 
 RequestHandler = Callable[[protocol.Message], Awaitable[protocol.Message]]
-
-
-def _stop_grace() -> float:
-    raw = os.environ.get("OJ_STOP_GRACE_MS", "10000")
-    try:
-        return max(0, int(raw)) / 1000.0
-    except ValueError:
-        raise OjError(
-            f"OJ_STOP_GRACE_MS must be a whole number of milliseconds, got {raw!r}"
-        ) from None
 
 
 class Daemon:
@@ -47,7 +38,7 @@ class Daemon:
         self.store = store
         self.runtime = Runtime(store, state_dir)
         self.started = time.monotonic()
-        self.stop_grace = _stop_grace()
+        self.stop_grace = env_seconds("OJ_STOP_GRACE_MS", 10000)
         self._shutdown = trio.Event()
         self._kill_sessions = False
         self._handlers: dict[str, RequestHandler] = {
