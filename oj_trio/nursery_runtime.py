@@ -461,6 +461,8 @@ class Runtime:
         except OjError:
             definition = None
         context = self.context(p, extra={"error": p.error or ""})
+        ending = f": {p.error}" if p.step != "done" and p.error else ""
+        log.info("pipeline %s (%s) ended %s%s", p.id[:12], p.name, p.step, ending)
         if p.step == "done":
             self.log.write(p.id, p.step, "pipeline completed")
             if definition is not None and definition.workspace == "ephemeral" and p.workspace_id:
@@ -596,8 +598,8 @@ class Runtime:
         await self._commit(*events)
         for event in events:
             if isinstance(event, ev.PipelineCreated):
-                pipeline_id = event.id
-                self.log.write(pipeline_id, "init", "pipeline created")
+                log.info("pipeline %s (%s) created, kind %s", event.id[:12], event.name, event.kind)
+                self.log.write(event.id, "init", "pipeline created")
         for event in events:
             if isinstance(event, ev.WorkspaceCreated):
                 try:
