@@ -160,7 +160,8 @@ class Client:
                 file=sys.stderr,
             )
             self._restarted = True
-            self._terminate(self.exit_timeout)
+            # Same drain as `oj daemon stop`: running steps get their grace before any SIGKILL.
+            self._terminate(self.stop_grace + self.exit_timeout)
         if self.socket.exists():
             if self.answers():
                 return
