@@ -149,7 +149,28 @@ class Runtime:
             while self._tasks:
                 await next(iter(self._tasks.values())).idle.wait()
         self.log.close_all()
-        del kill_sessions  # no agent sessions yet: nothing else to kill
+        if kill_sessions:
+            await self._kill_sessions()
+
+    async def _kill_sessions(self) -> None:
+        """`oj daemon stop --kill`: end every tmux session the state knows (agents), best effort."""
+        killed = 0
+        for session_id in list(self.state.sessions):
+            try:
+                result = await trio.run_process(
+                    ["tmux", "kill-session", "-t", session_id],
+                    check=False,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                )
+            except OSError as exc:
+                log.warning("cannot kill session %s: %s", session_id, exc)
+                continue
+            if result.returncode == 0:
+                killed += 1
+            await self._commit(ev.SessionDeleted(id=session_id))
+        if killed:
+            log.info("killed %d session(s) on shutdown", killed)
 
     def abort_drain(self) -> None:
         """Second signal: stop waiting for steps to finish."""
