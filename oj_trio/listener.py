@@ -83,6 +83,13 @@ async def serve(
             uid = peer_uid(raw)
             if uid is not None and uid != my_uid:
                 log.warning("refused connection from uid %s", uid)
+                # Take (and drop) what the client sent first: closing with its request unread
+                # would make its send fail with EPIPE instead of it reading our answer.
+                with trio.move_on_after(min(read_timeout, 1.0)):
+                    try:
+                        await stream.receive(64 * 1024)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        return
                 await _try_send(
                     stream,
                     protocol.error("permission denied: connection from another user"),
