@@ -204,15 +204,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     started = False
     deadline = time.monotonic() + env_seconds("OJ_RUN_WAIT_MS", 10000)
+    after = 0
     try:
         while True:
-            detail = client.query("GetPipeline", id=pipeline_id).get("pipeline")
+            # A long poll: the daemon answers as soon as anything changes (or at the timeout).
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            wait_ms = max(1, min(remaining_ms, int(client.ipc_timeout * 500))) if after else 0
+            states = client.query(
+                "WaitPipelines", ids=[pipeline_id], after_seq=after, timeout_ms=wait_ms
+            )
+            after = states["seq"]
+            detail = states["pipelines"][0]
             if detail is None or detail.get("step_status") != "Pending":
                 started = detail is not None
                 break
             if time.monotonic() >= deadline:
                 break
-            time.sleep(0.02)
     except KeyboardInterrupt:
         pass
     if started:
