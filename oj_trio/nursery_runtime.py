@@ -708,10 +708,9 @@ class Runtime:
             )
         definition = self.pipeline_def(p)
         if p.terminal:
-            failed = [r for r in p.step_history if r.outcome == "failed"]
-            if not failed:
+            target = resume_target(p, definition)
+            if target is None:
                 raise OjError(f"pipeline {p.id[:12]} has no failed step to resume")
-            target = failed[-1].name
         else:
             target = p.step
         step = find_step(definition, target)
@@ -888,3 +887,31 @@ def _tail_or_empty(path: Path, lines: int) -> list[str]:
         return read_tail(path, lines) if lines else path.read_text("utf-8", "replace").splitlines()
     except FileNotFoundError:
         return []
+
+
+def resume_target(p: Pipeline, definition: PipelineDef) -> str | None:
+    """The step a resume of a failed pipeline re-runs: the step whose failure started the
+    final failure chain, not the on_fail handler that failed after it.
+
+    Walking back from the last failed record, a failed record that was entered through its
+    predecessor's failure routing (step-level or pipeline-level ``on_fail``) hands the blame
+    back to that predecessor. Re-running a failed cleanup step would only repeat the cleanup.
+    """
+    history = p.step_history
+    index = max((i for i, r in enumerate(history) if r.outcome == "failed"), default=None)
+    if index is None:
+        return None
+    while index > 0:
+        before = history[index - 1]
+        if before.outcome != "failed":
+            break
+        step = find_step(definition, before.name)
+        routes = {
+            t.step
+            for t in (step.on_fail if step is not None else None, definition.on_fail)
+            if t is not None
+        }
+        if history[index].name not in routes:
+            break
+        index -= 1
+    return history[index].name

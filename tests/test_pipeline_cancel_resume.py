@@ -226,3 +226,36 @@ def test_cancel_of_a_term_ignoring_step_answers_before_the_kill(ojenv: OjEnv) ->
     done = ojenv.wait_step(pid, "cancelled", timeout=30)
     assert done["step_status"] == "Failed"
     wait_for(lambda: not pids_with(marker), what="the step's processes to be killed")
+
+
+HANDLED = """
+command "handled" {
+  args = "<name>"
+  run  = { pipeline = "handled" }
+}
+pipeline "handled" {
+  on_fail = { step = "report" }
+  step "work" {
+    run     = "test -f work.ok"
+    on_done = { step = "finish" }
+  }
+  step "finish" { run = "touch finished" }
+  step "report" { run = "echo report >> reports; exit 1" }
+}
+"""
+
+
+def test_resume_reruns_the_step_whose_failure_started_it_all(ojenv: OjEnv) -> None:
+    """A failed pipeline whose on_fail handler also failed resumes at the original step, not
+    at the handler (re-running a failed report step would fix nothing)."""
+    ojenv.runbook("handled.hcl", HANDLED)
+    pid = ojenv.run_pipeline("handled", "h")
+    assert ojenv.oj("pipeline", "wait", pid).returncode == 1
+    assert [s["name"] for s in ojenv.pipeline(pid)["steps"]] == ["work", "report"]
+    (ojenv.project / "work.ok").touch()
+    ojenv.ok("pipeline", "resume", pid[:8])
+    assert ojenv.oj("pipeline", "wait", pid).returncode == 0
+    steps = [s["name"] for s in ojenv.pipeline(pid)["steps"]]
+    assert steps == ["work", "report", "work", "finish"]
+    assert (ojenv.project / "finished").exists()
+    assert (ojenv.project / "reports").read_text() == "report\n"
