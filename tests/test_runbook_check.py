@@ -120,7 +120,15 @@ def test_repository_examples_pass() -> None:
     code, out, _ = run_check(REPO, str(REPO / "runbooks"))
     assert code == 0, out
     assert out.endswith(", 0 error(s), 0 warning(s)\n")
-    assert int(out.split()[0]) >= 4
+    assert int(out.split()[0]) >= 3
+
+
+def test_future_examples_validate() -> None:
+    """examples/ holds runbooks for features the daemon does not run yet (agents, queues,
+    workers); they are kept valid so they are ready when it does."""
+    code, out, _ = run_check(REPO, str(REPO / "examples"))
+    assert code == 0, out
+    assert out.endswith(", 0 error(s), 0 warning(s)\n")
 
 
 # --- the real binary ----------------------------------------------------------------------
