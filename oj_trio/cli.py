@@ -191,8 +191,8 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `oj` console script: run, print errors as one line, exit."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = get_parser()
     try:
+        parser = get_parser()
         args = parser.parse_args(args_list)
         if not hasattr(args, "output"):
             args.output = "text"
