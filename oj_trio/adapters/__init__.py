@@ -2,6 +2,7 @@
 
 Each submodule wraps one outside thing the runtime drives — shell steps in their own process
 groups (:mod:`oj_trio.adapters.process`), desktop notifications (:mod:`oj_trio.adapters.notify`),
-tmux sessions and agents — so the runtime talks in steps and pipelines, never in pids and argv.
+workspace directories (:mod:`oj_trio.adapters.workspace`) and, later, tmux sessions and agents —
+so the runtime talks in steps and pipelines, never in pids and argv.
 Importing this package does nothing; import the submodule you need.
 """
