@@ -191,7 +191,9 @@ class Runtime:
                 if p.terminal:
                     await self._finish(p)
                     return
-                if self._draining:
+                if self._draining and task.prestarted != p.step:
+                    # A step whose start went out with its transition is already running as far
+                    # as the record says: it gets the drain's grace like any running step.
                     return
                 if rerun or p.step_status == StepStatus.PENDING:
                     rerun = False
