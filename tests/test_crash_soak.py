@@ -8,7 +8,9 @@ interrupted by a crash (SPEC §3: interrupted steps fail and are routed, never l
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 import uuid
 
@@ -65,3 +67,32 @@ def test_random_sigkills_lose_nothing_and_strand_nothing(ojenv: OjEnv) -> None:
         else:
             assert detail["step"] == "done", detail
     wait_for(lambda: not pids_with(marker), what="no step process to outlive the crashes")
+
+
+def test_graceful_stops_interrupt_nothing(ojenv: OjEnv) -> None:
+    """`oj daemon stop` (and SIGTERM) at random moments: steps this short always finish within
+    the grace, the next steps wait for the next start, and every pipeline ends done."""
+    ojenv.runbook("chain.hcl", RUNBOOK)
+    marker = f"stop-{uuid.uuid4().hex[:8]}"
+    rng = random.Random(4321)
+    acknowledged: list[str] = []
+    for round_ in range(4):
+        for i in range(4):
+            acknowledged.append(ojenv.run_pipeline("chain", f"g{round_}-{i}", marker))
+        time.sleep(rng.uniform(0.0, 0.3))  # a random stop point, not a wait for a condition
+        if round_ % 2:
+            assert ojenv.ok("daemon", "stop") == "Daemon stopped\n"
+        else:
+            pid = ojenv.daemon_pid()
+            assert pid is not None
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: ojenv.daemon_pid() is None, what="the daemon to drain and exit")
+        assert ojenv.ok("daemon", "start") == "Daemon started\n"
+
+    def all_terminal() -> list[dict[str, object]] | None:
+        pipelines = ojenv.json("pipeline", "list", "--no-limit")
+        return pipelines if all(p["terminal"] for p in pipelines) else None
+
+    final = wait_for(all_terminal, timeout=60, what="every pipeline to end")
+    assert sorted(str(p["id"]) for p in final) == sorted(acknowledged)
+    assert {str(p["step"]) for p in final} == {"done"}, final
