@@ -11,9 +11,9 @@ from typing import Any
 from .state import MaterializedState, Pipeline, StepStatus, Workspace
 
 
-def pipeline_summary(p: Pipeline) -> dict[str, Any]:
-    """`PipelineSummary`, plus ``terminal`` (a step merely *named* done is not the end)."""
-    first = p.step_history[0].started_at_ms if p.step_history else p.created_at_ms
+def _identity(p: Pipeline) -> dict[str, Any]:
+    """What every pipeline view starts with, plus ``terminal`` (a step merely *named* done is
+    not the end, SPEC §4.5)."""
     return {
         "id": p.id,
         "name": p.name,
@@ -21,21 +21,21 @@ def pipeline_summary(p: Pipeline) -> dict[str, Any]:
         "step": p.step,
         "step_status": str(p.step_status),
         "terminal": p.terminal,
-        "created_at_ms": first,
-        "updated_at_ms": p.updated_at_ms,
         "namespace": p.namespace,
+        "updated_at_ms": p.updated_at_ms,
     }
+
+
+def pipeline_summary(p: Pipeline) -> dict[str, Any]:
+    """`PipelineSummary`; ``created_at_ms`` is the first step's start, as the reference has it."""
+    first = p.step_history[0].started_at_ms if p.step_history else p.created_at_ms
+    return {**_identity(p), "created_at_ms": first}
 
 
 def pipeline_detail(p: Pipeline) -> dict[str, Any]:
     """`PipelineDetail` with its step history."""
     return {
-        "id": p.id,
-        "name": p.name,
-        "kind": p.kind,
-        "step": p.step,
-        "step_status": str(p.step_status),
-        "terminal": p.terminal,
+        **_identity(p),
         "vars": {k: v for k, v in p.vars.items() if not k.startswith("oj.")},
         "workspace_path": p.workspace_path,
         "session_id": p.session_id,
@@ -53,9 +53,7 @@ def pipeline_detail(p: Pipeline) -> dict[str, Any]:
             for r in p.step_history
         ],
         "agents": [],
-        "namespace": p.namespace,
         "created_at_ms": p.created_at_ms,
-        "updated_at_ms": p.updated_at_ms,
     }
 
 
