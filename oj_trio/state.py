@@ -357,9 +357,7 @@ def _pipeline_advanced(s: MaterializedState, e: ev.PipelineAdvanced) -> None:
     p.shell = None
     p.updated_at_ms = e.at_ms
     if terminal:
-        for w in s.workers.values():
-            if e.id in w.active_pipeline_ids:
-                w.active_pipeline_ids.remove(e.id)
+        _release_from_workers(s, e.id)
 
 
 def _pipeline_updated(s: MaterializedState, e: ev.PipelineUpdated) -> None:
@@ -375,11 +373,15 @@ def _pipeline_cancelling(s: MaterializedState, e: ev.PipelineCancelling) -> None
 
 
 def _pipeline_deleted(s: MaterializedState, e: ev.PipelineDeleted) -> None:
-    if s.pipelines.pop(e.id, None) is None:
-        return
+    if s.pipelines.pop(e.id, None) is not None:
+        _release_from_workers(s, e.id)
+
+
+def _release_from_workers(s: MaterializedState, pipeline_id: str) -> None:
+    """An ended or deleted pipeline no longer counts against any worker's concurrency."""
     for w in s.workers.values():
-        if e.id in w.active_pipeline_ids:
-            w.active_pipeline_ids.remove(e.id)
+        if pipeline_id in w.active_pipeline_ids:
+            w.active_pipeline_ids.remove(pipeline_id)
 
 
 def _pipeline_action_attempted(s: MaterializedState, e: ev.PipelineActionAttempted) -> None:
