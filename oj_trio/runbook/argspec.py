@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from .. import keyvalue
 from ..errors import OjError
 
 
@@ -275,11 +276,8 @@ ARG_TOKENS = ("-a", "--arg")
 
 
 def parse_key_value(text: str) -> tuple[str, str]:
-    """``k=v`` → (k, v); the message is the reference's."""
-    if "=" not in text:
-        raise ArgumentError(f"invalid key=value: no `=` found in `{text}`")
-    key, value = text.split("=", 1)
-    return key, value
+    """``k=v`` → (k, v); the message is the reference's, and an empty key is accepted."""
+    return keyvalue.parse_key_value(text, ArgumentError, allow_empty_key=True)
 
 
 def split_args(spec: ArgSpec, argv: Sequence[str]) -> SplitArgs:
