@@ -10,6 +10,11 @@ must cost next to nothing. Three flavours, as in reference §6.9:
 
 Liveness is judged by the daemon's lock on ``daemon.pid`` rather than by ``kill(pid, 0)``: a lock
 cannot be fooled by PID reuse or by a zombie waiting to be reaped.
+
+An ``Error`` reply is re-raised as the ``OjError`` subclass its ``kind`` names, with the daemon's
+text and exit code (``protocol.exception_from``), so ``oj`` exits with the status the daemon-side
+error's class carries. Replies come back as read-only ``Mapping``s: the typed shapes are in
+``protocol`` (``protocol.Response``) for callers that want to narrow them.
 """
 
 from __future__ import annotations
@@ -23,15 +28,16 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import paths, protocol
 from ._version import __version__
-from .errors import DaemonError, OjError
+from .errors import DaemonError
 from .settings import env_seconds
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Mapping
 
 # subprocess and shutil are imported where used: together they cost more start-up time than
 # the whole round trip of a query command, and only the auto-start path needs them.
@@ -62,8 +68,11 @@ class Client:
 
     # -- raw round trip -------------------------------------------------------------------
 
-    def send(self, message: protocol.Message, *, timeout: float | None = None) -> protocol.Message:
-        """One request, one response. Raises DaemonNotRunning if nothing listens."""
+    def send(
+        self, message: Mapping[str, Any], *, timeout: float | None = None
+    ) -> Mapping[str, Any]:
+        """One request, one response (an ``Error`` one included). Raises DaemonNotRunning if
+        nothing listens."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.ipc_timeout if timeout is None else timeout)
         try:
@@ -88,9 +97,9 @@ class Client:
         return response
 
     def call(
-        self, message: protocol.Message, *, action: bool = False, timeout: float | None = None
-    ) -> protocol.Message:
-        """Send a request and turn an ``Error`` response into an exception.
+        self, message: Mapping[str, Any], *, action: bool = False, timeout: float | None = None
+    ) -> Mapping[str, Any]:
+        """Send a request and turn an ``Error`` response into the exception its ``kind`` names.
 
         With ``action=True`` a daemon is started (or restarted on version mismatch) first.
         """
@@ -98,10 +107,10 @@ class Client:
             self.ensure_running()
         response = self.send(message, timeout=timeout)
         if response.get("type") == "Error":
-            raise OjError(str(response.get("message", "unknown daemon error")))
+            raise protocol.exception_from(response)
         return response
 
-    def query(self, tag: str, **fields: object) -> protocol.Message:
+    def query(self, tag: str, **fields: object) -> Mapping[str, Any]:
         return self.call(protocol.query(tag, **fields))
 
     # -- liveness -------------------------------------------------------------------------

@@ -5,6 +5,11 @@ and write deadlines, so a slow or malicious client costs one task and nothing el
 input of any kind earns an ``Error`` response (when the frame header could be read) or a closed
 connection, and the daemon carries on serving everyone else.
 
+This is the daemon's one mapping point from exceptions to ``Error`` replies: an ``OjError`` from a
+handler keeps its wire kind and exit code (``protocol.error_from``), so ``oj`` exits as the class
+says; malformed input is a ``protocol`` error; the refused peer a ``daemon`` one; anything else is
+a bug, answered as ``internal error: …`` of the base kind and logged with its traceback.
+
 anyio provides the Unix listener (trio has none) and the buffered exact reads. Note that
 ``anyio.create_unix_listener`` unlinks an existing socket file first: the daemon calls this only
 while holding the ``daemon.pid`` lock, so it can never unlink a live daemon's socket.
@@ -16,8 +21,9 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -25,11 +31,12 @@ import trio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from . import protocol
-from .errors import OjError, ProtocolError
+from .errors import DaemonError, OjError, ProtocolError
 
 log = logging.getLogger("oj.listener")
 
-Handler = Callable[[protocol.Message], Awaitable[protocol.Message]]
+#: A request in, a reply out: a typed ``protocol.Response`` or a loose ``protocol.Message``.
+Handler = Callable[[protocol.Message], Awaitable[protocol.Response | protocol.Message]]
 
 #: How long a client may take to send its request, and to accept our answer.
 READ_TIMEOUT = 5.0
@@ -45,7 +52,7 @@ def peer_uid(sock: socket.socket) -> int | None:
     except (OSError, AttributeError):
         return None
     _pid, uid, _gid = _UCRED.unpack(raw)
-    return uid
+    return int(uid)
 
 
 async def open_listener(path: Path) -> anyio.abc.SocketListener:
@@ -92,7 +99,9 @@ async def serve(
                         return
                 await _try_send(
                     stream,
-                    protocol.error("permission denied: connection from another user"),
+                    protocol.error_from(
+                        DaemonError("permission denied: connection from another user")
+                    ),
                     write_timeout,
                 )
                 return
@@ -115,7 +124,7 @@ async def _serve_one(
         try:
             length = protocol.decode_length(header)
         except ProtocolError as exc:
-            await _try_send(stream, protocol.error(str(exc)), write_timeout)
+            await _try_send(stream, protocol.error_from(exc), write_timeout)
             return
         try:
             body = await buffered.receive_exactly(length)
@@ -128,12 +137,13 @@ async def _serve_one(
     try:
         request = protocol.parse_request(protocol.decode_body(body))
     except ProtocolError as exc:
-        await _try_send(stream, protocol.error(str(exc)), write_timeout)
+        await _try_send(stream, protocol.error_from(exc), write_timeout)
         return
+    response: Mapping[str, Any]
     try:
         response = await handler(request)
     except OjError as exc:
-        response = protocol.error(str(exc))
+        response = protocol.error_from(exc)
     except Exception as exc:  # a bug must cost one request, never the daemon
         log.exception("request %s failed", request.get("type"))
         response = protocol.error(f"internal error: {type(exc).__name__}: {exc}")
@@ -141,12 +151,12 @@ async def _serve_one(
 
 
 async def _try_send(
-    stream: anyio.abc.SocketStream, message: protocol.Message, timeout: float
+    stream: anyio.abc.SocketStream, message: Mapping[str, Any], timeout: float
 ) -> None:
     try:
         frame = protocol.encode_frame(message)
     except ProtocolError as exc:
-        frame = protocol.encode_frame(protocol.error(str(exc)))
+        frame = protocol.encode_frame(protocol.error_from(exc))
     with trio.move_on_after(timeout):
         try:
             await stream.send(frame)

@@ -4,8 +4,9 @@ Pins down:
 - a well-formed `Ping`/`Status`/`Hello` gets its tagged answer, one request per connection;
 - every kind of malformed input (garbage bytes, a huge length prefix, invalid UTF-8/JSON, a JSON
   value that is not a tagged object, an unknown request or query type, a missing field) gets an
-  `Error {message}` or a closed connection, and **while that connection is open** a normal client
-  (`oj daemon status`) keeps getting answers;
+  `Error {message, kind: "protocol", exit_code: 1}` or a closed connection, and **while that
+  connection is open** a normal client (`oj daemon status`) keeps getting answers;
+- an `OjError` raised by a handler is answered with its class's wire kind and exit code;
 - slow-loris clients (half a header, or a header and half a body, then silence) cost nothing
   to others and are eventually disconnected by the daemon's read timeout;
 - 50 concurrent clients all get their round trips answered.
@@ -163,8 +164,38 @@ def test_malformed_input_gets_error_while_others_are_served(
     assert len(frames) == 1, frames
     assert frames[0]["type"] == "Error"
     assert expected in frames[0]["message"], frames[0]
+    assert (frames[0]["kind"], frames[0]["exit_code"]) == ("protocol", 1), frames[0]
     # the daemon is not confused afterwards
     status_ok(daemon)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"type": "PipelineResume", "id": "nope"}, "pipeline not found: nope"),
+        ({"type": "WorkspaceDrop", "id": "nope"}, "workspace not found: nope"),
+        (
+            {
+                "type": "RunCommand",
+                "project_root": "/nonexistent-oj-project",
+                "invoke_dir": "/",
+                "namespace": "n",
+                "command": "nope",
+            },
+            "unknown command: nope",
+        ),
+    ],
+    ids=["resume", "workspace-drop", "run-command"],
+)
+def test_handler_errors_carry_their_kind(
+    daemon: OjEnv, request_: dict[str, Any], message: str
+) -> None:
+    assert roundtrip(daemon, frame(request_)) == {
+        "type": "Error",
+        "message": message,
+        "kind": "not_found",
+        "exit_code": 1,
+    }
 
 
 def test_truncated_body_then_close_gets_no_answer(daemon: OjEnv) -> None:
