@@ -21,6 +21,7 @@ line into the page cache is microseconds, cheaper than a thread hop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -115,6 +116,14 @@ class PipelineLog:
         if fd is not None:
             os.close(fd)
 
+    def remove(self, pipeline_id: str) -> None:
+        """Delete a pipeline's log (and the breadcrumb file the reference keeps beside it), for
+        ``oj pipeline prune``; files already gone are fine."""
+        self.close(pipeline_id)
+        for path in (self.path(pipeline_id), self.logs_dir / f"{pipeline_id}.crumb.json"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
     def close_all(self) -> None:
         """Close every cached descriptor (daemon shutdown)."""
         while self._fds:
@@ -152,8 +161,8 @@ class PipelineLog:
                 finally:
                     os.close(fd)
                 return
-            fd = self._fds.get(pipeline_id)
-            if fd is None:
+            cached = self._fds.get(pipeline_id)
+            if cached is None:
                 self._ensure_dir()
                 fd = os.open(self.path(pipeline_id), _OPEN_FLAGS, 0o600)
                 self._fds[pipeline_id] = fd
@@ -161,6 +170,7 @@ class PipelineLog:
                     _, old = self._fds.popitem(last=False)
                     os.close(old)
             else:
+                fd = cached
                 self._fds.move_to_end(pipeline_id)
             _write_all(fd, data)
         except OSError as exc:

@@ -8,7 +8,6 @@ templates share (SPEC §4.7).
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,10 +19,7 @@ from .runbook import templates
 from .runbook.model import Pipeline as PipelineDef
 from .runbook.model import Runbook, RunShell, Step
 from .runbook.names import display_name, nonce_of, workspace_id
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+from .state import Pipeline
 
 
 def template_context(
@@ -54,6 +50,13 @@ def template_context(
     return context
 
 
+def pipeline_context(p: Pipeline, *, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The template context of a pipeline record (its vars, id, name and execution dir)."""
+    return template_context(
+        p.vars, pipeline_id=p.id, name=p.name, workspace=p.workspace_path or p.cwd, extra=extra
+    )
+
+
 def shell_command_runbook(runbook: Runbook, name: str, run: RunShell, *, cwd: str) -> Runbook:
     """A command with a shell ``run`` becomes a one-step pipeline (step ``run``, cwd = project
     root). It gets a runbook of its own, holding only that pipeline, so every pipeline — however
@@ -61,13 +64,6 @@ def shell_command_runbook(runbook: Runbook, name: str, run: RunShell, *, cwd: st
     that happens to share the command's name can never hijack its transitions."""
     pipeline = PipelineDef(kind=name, cwd=cwd, steps=(Step(name="run", run=run),))
     return Runbook(path=runbook.path, pipelines={name: pipeline})
-
-
-def find_step(definition: PipelineDef, name: str) -> Step | None:
-    for step in definition.steps:
-        if step.name == name:
-            return step
-    return None
 
 
 async def prepare_pipeline(
@@ -82,6 +78,7 @@ async def prepare_pipeline(
     workspaces_dir: Path,
     env: Mapping[str, str],
     runbook_hash: str,
+    at_ms: int,
 ) -> list[ev.EventBase]:
     """The events that create a pipeline of ``kind``: vars (pipeline defaults under the given
     ones), display name, execution dir (workspace, ``cwd`` template or ``invoke.dir``) and
@@ -98,7 +95,7 @@ async def prepare_pipeline(
     )
     name = display_name(rendered, pipeline_id, fallback_name)
     events: list[ev.EventBase] = []
-    at = now_ms()
+    at = at_ms
     if definition.workspace:
         ws_id = workspace_id(name, pipeline_id)
         ws_path = workspaces_dir / ws_id

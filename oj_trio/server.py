@@ -1,9 +1,11 @@
-"""The running daemon: one root nursery holding the store's flusher, the runtime, the socket
-listener, signal handling and the systemd watchdog; plus the request dispatch table.
+"""The running daemon: one root nursery holding the store's flusher, the supervisor, the socket
+listener, signal handling and the systemd watchdog; plus the request dispatch.
 
-Request handlers never mutate state directly: they validate, then ask the runtime, which builds
-events and commits them through the store (event → WAL → apply). A request that changes state is
-answered only after its events are durable.
+The dispatch table is built from the handler modules' routes (:mod:`oj_trio.handlers`). Handlers
+never mutate state directly: they validate, then build events and commit them through the store
+(event → WAL → apply). Whether a request changes state is a property of its route, and two rules
+follow from it here: such a request is refused while the daemon drains, and it is answered only
+after everything committed so far is durable.
 """
 
 from __future__ import annotations
@@ -12,43 +14,42 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
 
 from . import paths, protocol, sdnotify
-from ._version import __version__
 from .errors import OjError, ProtocolError
+from .handlers import Route, Services, all_routes
 from .listener import open_listener, serve
-from .nursery_runtime import Runtime
+from .nursery_runtime import Supervisor
 from .settings import env_seconds
 from .store import Store
 
 log = logging.getLogger("oj.daemon")
 
-RequestHandler = Callable[[protocol.Message], Awaitable[protocol.Message]]
-
 
 class Daemon:
     """Everything `ojd` runs, wired together."""
 
+    #: Built when :meth:`serve` starts: the runtime's clock reads trio's, so it needs a run.
+    runtime: Supervisor
+    services: Services
+
     def __init__(self, state_dir: Path, store: Store) -> None:
         self.state_dir = state_dir
         self.store = store
-        self.runtime = Runtime(store, state_dir)
         self.started = time.monotonic()
         self.stop_grace = env_seconds("OJ_STOP_GRACE_MS", 10000)
         self._shutdown = trio.Event()
         self._kill_sessions = False
-        self._handlers: dict[str, RequestHandler] = {
-            "Ping": self._ping,
-            "Hello": self._hello,
-            "Status": self._status,
-            "Shutdown": self._shutdown_request,
-            "Query": self._query,
-        }
-        self._handlers.update(self.runtime.request_handlers())
+        self._requests: dict[str, Route] = {}
+        self._queries: dict[str, Route] = {}
+        for route in all_routes():
+            table = self._queries if route.query else self._requests
+            if route.tag in table:
+                raise AssertionError(f"two handlers for {route.tag}")
+            table[route.tag] = route
 
     @classmethod
     def open(cls, state_dir: Path) -> Daemon:
@@ -63,6 +64,8 @@ class Daemon:
     async def serve(self) -> int:
         sock_path = paths.socket_path(self.state_dir)
         sdnotify.notify("STATUS=replaying state")
+        self.runtime = Supervisor(self.store, self.state_dir)
+        self.services = Services(ctx=self.runtime.ctx, supervisor=self.runtime, daemon=self)
         async with trio.open_nursery() as root:
             await root.start(self.store.run)
             try:
@@ -128,43 +131,23 @@ class Daemon:
 
     # -- requests -----------------------------------------------------------------------------
 
-    async def handle(self, request: protocol.Message) -> protocol.Message:
-        handler = self._handlers.get(request["type"])
-        if handler is None:
-            raise ProtocolError(f"unknown request type: {request['type']}")
-        if self._shutdown.is_set() and request["type"] not in ("Ping", "Status", "Query"):
-            return protocol.error("daemon is shutting down")
-        return await handler(request)
-
-    async def _ping(self, _request: protocol.Message) -> protocol.Message:
-        return {"type": "Pong"}
-
-    async def _hello(self, _request: protocol.Message) -> protocol.Message:
-        return {"type": "Hello", "version": __version__}
-
-    def uptime(self) -> int:
+    def uptime_secs(self) -> int:
         return int(time.monotonic() - self.started)
 
-    async def _status(self, _request: protocol.Message) -> protocol.Message:
-        counts = self.runtime.counts()
-        return {
-            "type": "Status",
-            "version": __version__,
-            "uptime_secs": self.uptime(),
-            "pid": os.getpid(),
-            **counts,
-        }
-
-    async def _shutdown_request(self, request: protocol.Message) -> protocol.Message:
-        self.request_shutdown(kill=bool(request.get("kill")))
-        return {"type": "ShuttingDown"}
-
-    async def _query(self, request: protocol.Message) -> protocol.Message:
-        query = request["query"]
-        if query["type"] == "StatusOverview":
-            return {
-                "type": "StatusOverview",
-                "uptime_secs": self.uptime(),
-                "namespaces": self.runtime.status_overview(),
-            }
-        return await self.runtime.query(query)
+    async def handle(self, request: protocol.Message) -> protocol.Message:
+        """Dispatch one parsed request to its route (a ``Query`` to its query's route)."""
+        tag = request["type"]
+        payload = request
+        if tag == "Query":
+            payload = request["query"]
+            route = self._queries.get(payload["type"])
+        else:
+            route = self._requests.get(tag)
+        if route is None:
+            raise ProtocolError(f"unknown request type: {payload['type']}")
+        if route.mutates and self._shutdown.is_set():
+            return protocol.error("daemon is shutting down")
+        response = await route.handler(self.services, payload)
+        if route.mutates:
+            await self.store.flush()
+        return response

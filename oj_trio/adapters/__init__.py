@@ -2,7 +2,8 @@
 
 Each submodule wraps one outside thing the runtime drives — shell steps in their own process
 groups (:mod:`oj_trio.adapters.process`), desktop notifications (:mod:`oj_trio.adapters.notify`),
-workspace directories (:mod:`oj_trio.adapters.workspace`) and, later, tmux sessions and agents —
+workspace directories (:mod:`oj_trio.adapters.workspace`), tmux sessions
+(:mod:`oj_trio.adapters.tmux`) and, later, agents —
 so the runtime talks in steps and pipelines, never in pids and argv.
 Importing this package does nothing; import the submodule you need.
 """

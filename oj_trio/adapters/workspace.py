@@ -12,6 +12,15 @@ import subprocess
 from pathlib import Path
 
 
+def create_workspace(path: Path) -> None:
+    """Make a workspace directory (owner-only; parents as needed; an existing one is reused).
+
+    Raises:
+        OSError: the directory cannot be made; the caller fails the pipeline with its text.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def remove_workspace(path: Path) -> None:
     """Delete a workspace directory (blocking; call through a thread from trio).
 

@@ -1,0 +1,18 @@
+"""`oj status`: the overview across projects."""
+
+from __future__ import annotations
+
+from .. import views
+from ..protocol import Message
+from . import Route, Services
+
+
+async def status_overview(s: Services, _query: Message) -> Message:
+    return {
+        "type": "StatusOverview",
+        "uptime_secs": s.daemon.uptime_secs(),
+        "namespaces": views.status_overview(s.ctx.state, s.ctx.clock.now_ms()),
+    }
+
+
+ROUTES = [Route("StatusOverview", status_overview, mutates=False, query=True)]

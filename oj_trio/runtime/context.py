@@ -1,0 +1,82 @@
+"""What every runtime service and request handler shares: a small, explicit context.
+
+Services never reach into each other or into the supervisor's internals; they get the store (the
+one write path and the state), the clock (the one time source), the pipeline logs, the runbook
+cache and the daemon's settings from here, and the supervisor's public face through the
+:class:`Supervision` protocol. That keeps the import graph one-way: handlers → services →
+context, with the supervisor wiring them together at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+
+from .. import events as ev
+from .. import paths
+from ..clock import Clock
+from ..pipeline_log import PipelineLog
+from ..settings import env_seconds
+from ..state import MaterializedState
+from ..store import Store
+from .runbook_cache import RunbookCache
+
+
+@attrs.define
+class RuntimeContext:
+    """The daemon's shared services and settings (one per daemon, built by the server)."""
+
+    store: Store
+    clock: Clock
+    state_dir: Path
+    env: dict[str, str]
+    log: PipelineLog
+    runbooks: RunbookCache
+    #: Seconds a step's process group gets between SIGTERM and SIGKILL.
+    step_grace: float
+
+    @classmethod
+    def build(
+        cls, store: Store, state_dir: Path, env: dict[str, str], clock: Clock
+    ) -> RuntimeContext:
+        log = PipelineLog(paths.logs_dir(state_dir), clock=lambda: clock.now_ms() / 1000)
+        return cls(
+            store=store,
+            clock=clock,
+            state_dir=state_dir,
+            env=env,
+            log=log,
+            runbooks=RunbookCache(store),
+            step_grace=env_seconds("OJ_STEP_KILL_GRACE_MS", 5000, env),
+        )
+
+    @property
+    def state(self) -> MaterializedState:
+        return self.store.state
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return paths.workspaces_dir(self.state_dir)
+
+    async def commit(self, *events: ev.EventBase) -> int:
+        """The one write path: append durably, then apply (see :class:`~oj_trio.store.Store`)."""
+        return await self.store.commit(*events)
+
+
+class Supervision(Protocol):
+    """What handlers and services may ask of the supervisor (:mod:`oj_trio.nursery_runtime`)."""
+
+    def spawn(self, pipeline_id: str, *, rerun: bool = False) -> None:
+        """Start the task that drives ``pipeline_id`` (no-op if it runs, or while draining)."""
+
+    def is_driving(self, pipeline_id: str) -> bool:
+        """Whether a task drives ``pipeline_id`` right now."""
+
+    async def cancel(self, pipeline_id: str) -> None:
+        """Cancel a pipeline and wait (bounded) until the cancellation is durable."""
+
+    def start_soon_background(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run a fire-and-forget side effect (a notification) in the runtime's nursery."""
