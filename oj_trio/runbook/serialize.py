@@ -28,7 +28,7 @@ def _make_converter() -> cattrs.Converter:
         Run,
         converter,
         tag_name="type",
-        tag_generator=lambda cl: _TAGS[cl],  # type: ignore[arg-type,index]
+        tag_generator=lambda cl: _TAGS[cl],  # type: ignore[index]
     )
 
     def locals_out(value: dict[str, str]) -> list[list[str]]:
@@ -61,7 +61,7 @@ def converter() -> cattrs.Converter:
 
 
 def runbook_to_json(runbook: Runbook) -> dict[str, Any]:
-    data = converter().unstructure(runbook)
+    data: dict[str, Any] = converter().unstructure(runbook)
     data.pop("path", None)
     return data
 

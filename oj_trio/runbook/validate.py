@@ -109,12 +109,12 @@ def _check_shell_fields(runbook: Runbook, diag: Diagnostics, check_shell: bool) 
                 fields.append((where.field(trigger, "run"), action.run))
     for queue in runbook.queues.values():
         for key in ("list", "take"):
-            text = getattr(queue, key)
-            if text is not None:
-                fields.append((Where("queue", queue.name).field(key), text))
+            shell: str | None = getattr(queue, key)
+            if shell is not None:
+                fields.append((Where("queue", queue.name).field(key), shell))
     if not check_shell:
         return
-    results = check_shell_syntax([text for _, text in fields])
+    results = check_shell_syntax([command for _, command in fields])
     for (where, _), problem in zip(fields, results, strict=True):
         if problem is not None:
             diag.error(where, f"invalid shell command: {problem}")
