@@ -114,10 +114,10 @@ def _check_shell_fields(runbook: Runbook, diag: Diagnostics, check_shell: bool) 
                 fields.append((Where("queue", queue.name).field(key), shell))
     if not check_shell:
         return
-    results = check_shell_syntax([command for _, command in fields])
-    for (where, _), problem in zip(fields, results, strict=True):
-        if problem is not None:
-            diag.error(where, f"invalid shell command: {problem}")
+    results = check_shell_syntax([text for _, text in fields])
+    for (where, _), syntax_error in zip(fields, results, strict=True):
+        if syntax_error is not None:
+            diag.error(where, f"invalid shell command: {syntax_error}")
 
 
 def _agent_actions(agent: Agent) -> list[tuple[str, ActionConfig]]:
