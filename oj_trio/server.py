@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 from pathlib import Path
 
 import trio
 
 from . import paths, protocol, sdnotify
-from .errors import OjError, ProtocolError
+from .errors import DaemonError, OjError, ProtocolError
 from .handlers import Route, Services, all_routes
 from .listener import open_listener, serve
 from .nursery_runtime import Supervisor
@@ -39,7 +38,6 @@ class Daemon:
     def __init__(self, state_dir: Path, store: Store) -> None:
         self.state_dir = state_dir
         self.store = store
-        self.started = time.monotonic()
         self.stop_grace = env_seconds("OJ_STOP_GRACE_MS", 10000)
         self._shutdown = trio.Event()
         self._kill_sessions = False
@@ -66,6 +64,7 @@ class Daemon:
         sdnotify.notify("STATUS=replaying state")
         self.runtime = Supervisor(self.store, self.state_dir)
         self.services = Services(ctx=self.runtime.ctx, supervisor=self.runtime, daemon=self)
+        self._started_ms = self.runtime.ctx.clock.now_ms()
         async with trio.open_nursery() as root:
             await root.start(self.store.run)
             try:
@@ -132,7 +131,7 @@ class Daemon:
     # -- requests -----------------------------------------------------------------------------
 
     def uptime_secs(self) -> int:
-        return int(time.monotonic() - self.started)
+        return (self.runtime.ctx.clock.now_ms() - self._started_ms) // 1000
 
     async def handle(self, request: protocol.Message) -> protocol.Message:
         """Dispatch one parsed request to its route (a ``Query`` to its query's route)."""
@@ -146,7 +145,7 @@ class Daemon:
         if route is None:
             raise ProtocolError(f"unknown request type: {payload['type']}")
         if route.mutates and self._shutdown.is_set():
-            return protocol.error("daemon is shutting down")
+            raise DaemonError("daemon is shutting down")
         response = await route.handler(self.services, payload)
         if route.mutates:
             await self.store.flush()
