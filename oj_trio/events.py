@@ -22,11 +22,20 @@ Tags and fields follow reference §5.2. Additions and changes this implementatio
   starts, so reconciliation after a crash can find (and safely kill, PID-reuse protected by the start
   time from ``/proc/<pid>/stat``) the orphaned process group. Interrupted steps are then recorded as
   ``step:failed`` with error ``interrupted: daemon stopped while step was running``.
-* ``pipeline:action_attempted {id, key}``: persists the ``action_attempts`` counter (``"<trigger>:<pos>"``)
-  so attempts/cooldowns survive a restart instead of living only in memory.
+* ``pipeline:action_attempted {id, key, at_ms?}``: persists the ``action_attempts`` counter
+  (``"<trigger>:<pos>"``) so attempts/cooldowns survive a restart instead of living only in memory;
+  ``at_ms`` (optional, ``0`` in WALs written before it existed) is when the attempt, and so the
+  cooldown, started.
+* ``timer:set {id, due_at_ms}`` and ``timer:cancelled {id}``: timers are durable (reference §6.6 keeps
+  them in memory, so a restart loses every cooldown and retry). ``timer:set`` arms or re-arms ``id``
+  (ids: :mod:`oj_trio.timers`) to fire at epoch ``due_at_ms``; ``timer:cancelled`` disarms it; the
+  existing ``timer:start {id}`` records that it fired and disarms it too. A restart re-arms every
+  armed timer at its original deadline.
 * ``queue:item_retry.manual``: SPEC §4.3 — an automatic retry keeps ``failure_count``, a manual
   ``oj queue retry`` resets it; the event must say which one happened.
 * ``queue:failed.error`` is optional, ``queue:taken.worker_name`` records who took the item.
+  ``queue:failed.at_ms`` (optional, ``0`` in older WALs) is when the item failed: the start of its
+  retry cooldown.
 * ``worker:poll_complete.namespace`` and ``worker:deleted {worker_name, namespace}``: workers are keyed
   ``ns/name`` everywhere (reference §10 #5); ``worker:deleted`` removes a record (e.g. prune) so the
   worker counts as never started again for auto-start (SPEC §4.4).
@@ -38,7 +47,7 @@ Unknown tags and malformed events raise :class:`EventDecodeError`; nothing is ev
 
 import typing
 from collections.abc import Callable
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, TypeGuard, Union
 
 import attrs
 import cattrs
@@ -61,9 +70,14 @@ class EventDecodeError(WalError):
 
 
 class EventBase:
-    """Marker base of every event class; ``TAG`` is the wire ``type``."""
+    """Marker base of every event class; ``TAG`` is the wire ``type``.
+
+    Every subclass is an attrs class; ``__attrs_attrs__`` is declared (not set) so type checkers
+    accept ``attrs.fields()`` of any event class.
+    """
 
     TAG: ClassVar[str]
+    __attrs_attrs__: ClassVar[tuple[Any, ...]]
 
 
 # --- agents / hooks ------------------------------------------------------------------------------
@@ -205,6 +219,7 @@ class PipelineActionAttempted(EventBase):
     TAG = "pipeline:action_attempted"
     id: str
     key: str  # "<trigger>:<pos>"
+    at_ms: int = 0  # 0: written before the field existed
 
 
 @attrs.frozen(kw_only=True)
@@ -332,7 +347,26 @@ class WorkspaceDrop(EventBase):
 
 @attrs.frozen(kw_only=True)
 class TimerStart(EventBase):
+    """The timer ``id`` fired (and is disarmed)."""
+
     TAG = "timer:start"
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class TimerSet(EventBase):
+    """Arm (or re-arm) timer ``id`` to fire at epoch ``due_at_ms``."""
+
+    TAG = "timer:set"
+    id: str
+    due_at_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class TimerCancelled(EventBase):
+    """Disarm timer ``id`` (no-op when it is not armed)."""
+
+    TAG = "timer:cancelled"
     id: str
 
 
@@ -427,6 +461,7 @@ class QueueFailed(EventBase):
     item_id: str
     error: str | None = None
     namespace: str = ""
+    at_ms: int = 0  # 0: written before the field existed
 
 
 @attrs.frozen(kw_only=True)
@@ -454,11 +489,13 @@ class QueueDropped(EventBase):
     namespace: str = ""
 
 
+def _is_event_class(obj: object) -> TypeGuard[type[EventBase]]:
+    return isinstance(obj, type) and issubclass(obj, EventBase) and obj is not EventBase
+
+
 #: Every event class, in catalogue order.
 EVENT_TYPES: tuple[type[EventBase], ...] = tuple(
-    cls
-    for cls in list(globals().values())
-    if isinstance(cls, type) and issubclass(cls, EventBase) and cls is not EventBase
+    cls for cls in list(globals().values()) if _is_event_class(cls)
 )
 
 #: The tagged union the converter (de)serializes.
@@ -476,8 +513,12 @@ def make_event_converter() -> cattrs.Converter:
     for the union: an unknown tag must raise, not come back as a bare dict (ecosystem notes, cattrs).
     """
     conv = make_converter(forbid_extra_keys=True, omit_if_default=True)
-    configure_tagged_union(Event, conv, tag_name="type", tag_generator=lambda cl: cl.TAG)
+    configure_tagged_union(Event, conv, tag_name="type", tag_generator=_tag_of)
     return conv
+
+
+def _tag_of(cls: type) -> str:
+    return typing.cast("type[EventBase]", cls).TAG
 
 
 converter = make_event_converter()
@@ -488,7 +529,7 @@ _UNSTRUCTURE = {cls: converter.get_unstructure_hook(cls) for cls in EVENT_TYPES}
 
 def event_to_dict(event: EventBase) -> dict[str, Any]:
     """Event → JSON-ready dict with its ``type`` tag (last, as the tagged-union converter puts it)."""
-    data = _UNSTRUCTURE[type(event)](event)
+    data: dict[str, Any] = _UNSTRUCTURE[type(event)](event)
     data["type"] = event.TAG
     return data
 
@@ -560,7 +601,8 @@ def _compile_decoder(cls: type[EventBase]) -> Callable[[dict[str, Any]], EventBa
     lines.append("    return cls(**d)")
     namespace: dict[str, Any] = {"cls": cls, "_Reject": _Reject, "_all_str": _all_str}
     exec("\n".join(lines), namespace)  # generated from our own class definitions
-    return namespace["decode"]
+    decode: Callable[[dict[str, Any]], EventBase] = namespace["decode"]
+    return decode
 
 
 _FAST: dict[str, Callable[[dict[str, Any]], EventBase]] = {

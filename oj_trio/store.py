@@ -13,7 +13,9 @@
 ``commit`` returns only after its events are fsynced; they are applied to :attr:`Store.state` in the
 flusher right after the fsync and before any waiter wakes, so the apply order is the seq order and
 each event is applied exactly once per process. Readers use :attr:`Store.state` directly (trio is
-single-threaded: no locks) and :meth:`Store.wait_for_change` to long-poll.
+single-threaded: no locks) and :meth:`Store.wait_for_change` to long-poll. :meth:`Store.flush` is the
+barrier for code that did not await its own commits (the server calls it before answering a request
+that changed state): it returns once everything appended so far is durable and applied.
 """
 
 import logging
@@ -24,6 +26,7 @@ from pathlib import Path
 import trio
 
 from oj_trio import wal
+from oj_trio.errors import WalError
 from oj_trio.events import EventBase
 from oj_trio.state import MaterializedState
 
@@ -34,7 +37,9 @@ class Store:
     """Owns the :class:`~oj_trio.wal.WalWriter` and the :class:`MaterializedState`.
 
     Build it with :meth:`open`. Snapshots are taken every ``snapshot_interval`` seconds when something
-    changed, as soon as ``snapshot_every`` events accumulated, and at :meth:`aclose`.
+    changed, as soon as ``snapshot_every`` events accumulated, and at :meth:`aclose`. ``run_blocking``
+    is passed to the :class:`~oj_trio.wal.WalWriter` (tests on a ``MockClock`` use
+    :func:`oj_trio.wal.run_inline`).
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class Store:
         batch_window: float = 0.0,
         snapshot_interval: float = 60.0,
         snapshot_every: int = 100_000,
+        run_blocking: wal.RunBlocking = trio.to_thread.run_sync,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.state: MaterializedState = replayed.state
@@ -61,6 +67,7 @@ class Store:
             on_durable=self._on_durable,
             batch_window=batch_window,
             sync=sync,
+            run_blocking=run_blocking,
         )
         self._changed = trio.Event()
         self._snapshot_due = trio.Event()
@@ -99,6 +106,17 @@ class Store:
             return self.last_seq
         seqs = await self.writer.append(events)
         return seqs[-1]
+
+    async def flush(self) -> None:
+        """Barrier: return once every event appended so far (by any task) is durable and applied.
+
+        Immediate when nothing is pending; otherwise waits for the batches in flight (a few ms at
+        most) and defers a cancellation until they are done, like :meth:`commit`.
+
+        Raises:
+            WalError: a pending batch could not be written, or the WAL failed earlier.
+        """
+        await self.writer.barrier()
 
     def _on_durable(self, batch: list[tuple[int, EventBase]]) -> None:
         apply = self.state.apply
@@ -146,7 +164,7 @@ class Store:
             if self.last_seq > self.snapshot_seq:
                 try:
                     await self.snapshot()
-                except wal.WalError:
+                except WalError:
                     raise
                 except Exception:  # a failed snapshot leaves the WAL intact; try again later
                     log.exception("periodic snapshot failed")

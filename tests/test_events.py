@@ -25,7 +25,9 @@ CATALOGUE = {
     "queue:pushed", "queue:taken", "queue:completed", "queue:failed", "queue:item_retry",
     "queue:item_dead", "queue:dropped",
 }  # fmt: skip
-ADDITIONS = {"shell:spawned", "pipeline:action_attempted", "worker:deleted"}
+ADDITIONS = {
+    "shell:spawned", "pipeline:action_attempted", "worker:deleted", "timer:set", "timer:cancelled",
+}  # fmt: skip
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 json_values = st.recursive(
@@ -117,6 +119,11 @@ def test_unknown_tag_is_an_error_with_seq() -> None:
         ({"type": "queue:pushed", "queue_name": "q", "item_id": "i", "pushed_at_epoch_ms": "1"}, "'pushed_at_epoch_ms'"),
         ({"type": "queue:pushed", "queue_name": "q", "item_id": "i", "pushed_at_epoch_ms": 1, "data": {"a": 1}}, "'data'"),
         ({"type": "queue:item_retry", "queue_name": "q", "item_id": "i", "manual": 1}, "'manual'"),
+        ({"type": "timer:set", "id": "liveness:p"}, "missing field(s) due_at_ms"),
+        ({"type": "timer:set", "id": "liveness:p", "due_at_ms": 1.5}, "'due_at_ms'"),
+        ({"type": "timer:set", "id": "liveness:p", "due_at_ms": True}, "'due_at_ms'"),
+        ({"type": "timer:cancelled", "id": "t", "due_at_ms": 1}, "unknown field 'due_at_ms'"),
+        ({"type": "queue:failed", "queue_name": "q", "item_id": "i", "at_ms": "5"}, "'at_ms'"),
         ({"queue_name": "q"}, "unknown event type None"),
         ([1, 2], "not a JSON object"),
     ],
@@ -131,3 +138,30 @@ def test_malformed_events_are_errors(raw: Any, message: str) -> None:
 def test_invalid_json_is_an_error() -> None:
     with pytest.raises(ev.EventDecodeError, match="invalid JSON"):
         ev.decode_event(b'{"type": ', seq=1)
+
+
+def test_at_ms_is_optional_for_old_wals_and_omitted_when_unset() -> None:
+    """``queue:failed`` and ``pipeline:action_attempted`` lines written before ``at_ms`` still decode."""
+    old_failed = {"type": "queue:failed", "queue_name": "q", "item_id": "i", "error": "x"}
+    assert ev.event_from_dict(dict(old_failed)) == ev.QueueFailed(
+        queue_name="q", item_id="i", error="x", at_ms=0
+    )
+    old_attempt = {"type": "pipeline:action_attempted", "id": "p", "key": "idle:0"}
+    assert ev.event_from_dict(dict(old_attempt)) == ev.PipelineActionAttempted(id="p", key="idle:0")
+    assert orjson.loads(ev.encode_event(ev.PipelineActionAttempted(id="p", key="idle:0"))) == (
+        old_attempt
+    )
+    new = ev.QueueFailed(queue_name="q", item_id="i", at_ms=1_700_000_000_000)
+    assert orjson.loads(ev.encode_event(new))["at_ms"] == 1_700_000_000_000
+
+
+def test_timer_events_wire_shape() -> None:
+    set_ = ev.TimerSet(id="queue-retry:ns/q:i1", due_at_ms=1_700_000_060_000)
+    assert orjson.loads(ev.encode_event(set_)) == {
+        "type": "timer:set",
+        "id": "queue-retry:ns/q:i1",
+        "due_at_ms": 1_700_000_060_000,
+    }
+    assert ev.decode_event(b'{"type":"timer:cancelled","id":"liveness:p"}') == ev.TimerCancelled(
+        id="liveness:p"
+    )

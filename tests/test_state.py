@@ -328,3 +328,93 @@ def test_events_without_state_effect_change_nothing() -> None:
     ]:  # fmt: skip
         s.apply(e)
     assert s.to_json() == before
+
+
+# --- timers ----------------------------------------------------------------------------------------
+
+
+def test_timer_set_arms_rearms_and_start_or_cancel_disarm() -> None:
+    s = build(
+        [
+            ev.TimerSet(id="liveness:p1", due_at_ms=1_000),
+            ev.TimerSet(id="queue-retry:ns/q:i1", due_at_ms=5_000),
+            ev.TimerSet(id="liveness:p1", due_at_ms=2_000),  # re-armed: the latest deadline wins
+        ]
+    )
+    assert s.timers == {"liveness:p1": 2_000, "queue-retry:ns/q:i1": 5_000}
+    s.apply(ev.TimerStart(id="liveness:p1"))  # fired
+    assert s.timers == {"queue-retry:ns/q:i1": 5_000}
+    s.apply(ev.TimerCancelled(id="queue-retry:ns/q:i1"))
+    assert s.timers == {}
+    before = s.to_json()
+    for e in [ev.TimerStart(id="liveness:p1"), ev.TimerCancelled(id="never-armed")]:
+        s.apply(e)  # clearing what is not armed is a no-op
+    assert s.to_json() == before
+
+
+def test_timer_table_survives_a_snapshot_round_trip() -> None:
+    s = build([created(), ev.TimerSet(id="cooldown:p1:idle:0", due_at_ms=1_700_000_060_000)])
+    data = s.to_dict()
+    assert data["timers"] == {"cooldown:p1:idle:0": 1_700_000_060_000}
+    again = MaterializedState.from_json(s.to_json())
+    assert again == s and again.timers == {"cooldown:p1:idle:0": 1_700_000_060_000}
+    assert "timers" not in MaterializedState().to_dict()  # an empty table is not written
+
+
+def test_snapshot_from_before_timers_and_at_ms_loads_with_defaults() -> None:
+    """What an older oj wrote: no ``timers`` table, no ``failed_at_ms``/``action_attempted_at_ms``."""
+    old = {
+        "pipelines": {
+            "p1": {
+                "id": "p1", "name": "n", "kind": "k", "namespace": "", "step": "a",
+                "runbook_hash": "h", "cwd": "/", "created_at_ms": 5,
+                "step_history": [{"name": "a", "started_at_ms": 5}],
+                "action_attempts": {"idle:0": 1}, "updated_at_ms": 5,
+            }
+        },
+        "queue_items": {
+            "ns/q": {
+                "i1": {
+                    "id": "i1", "queue_name": "q", "namespace": "ns", "data": {},
+                    "pushed_at_ms": 7, "status": "failed", "failure_count": 1, "error": "boom",
+                }
+            }
+        },
+    }  # fmt: skip
+    s = MaterializedState.from_dict(old)
+    assert s.timers == {}
+    assert s.pipelines["p1"].action_attempted_at_ms == {}
+    assert s.queue("q", "ns")["i1"].failed_at_ms == 0
+
+
+def test_cooldown_starts_are_recorded_from_at_ms() -> None:
+    q = {"queue_name": "q", "item_id": "i1", "namespace": "ns"}
+    s = build(
+        [
+            created(),
+            ev.PipelineActionAttempted(id="p1", key="idle:0", at_ms=150),
+            ev.PipelineActionAttempted(id="p1", key="idle:0", at_ms=170),
+            push(),
+            ev.QueueFailed(error="x", at_ms=190, **q),
+        ]
+    )
+    p = s.pipelines["p1"]
+    assert (p.action_attempts, p.action_attempted_at_ms) == ({"idle:0": 2}, {"idle:0": 170})
+    assert s.queue("q", "ns")["i1"].failed_at_ms == 190
+    s.apply(ev.PipelineAdvanced(id="p1", step="b", at_ms=200))
+    assert (p.action_attempts, p.action_attempted_at_ms) == ({}, {})
+
+
+def test_every_reducer_is_registered_once_for_an_event_type() -> None:
+    from oj_trio import reducers
+
+    assert set(reducers.HANDLERS) <= set(ev.EVENT_TYPES)
+    for noun in (
+        reducers.pipelines, reducers.sessions, reducers.workspaces, reducers.runbooks,
+        reducers.workers, reducers.queues, reducers.timers,
+    ):  # fmt: skip
+        assert noun.HANDLERS, noun.__name__
+        for event_type, reducer in noun.HANDLERS.items():
+            assert reducers.HANDLERS[event_type] is reducer
+    with pytest.raises(ValueError, match="two reducers for timer:set"):
+        reducers.table(*reducers.timers.HANDLERS.items(), *reducers.timers.HANDLERS.items())

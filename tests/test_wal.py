@@ -244,3 +244,51 @@ def test_snapshot_file_shape(tmp_path: Path) -> None:
     assert list(obj) == ["version", "seq", "created_at", "crc", "state"]
     assert (obj["version"], obj["seq"]) == (1, 4)
     assert MaterializedState.from_dict(obj["state"]) == state_of(range(1, 3))
+
+
+# --- files written by an older oj ------------------------------------------------------------------
+
+#: Written by oj at f8bffc0 (before timers and ``at_ms`` on queue:failed / action_attempted): a
+#: snapshot at seq 5, then a WAL tail of one three-event append.
+OLD_SNAPSHOT = (
+    b'{"version":1,"seq":5,"created_at":"2026-11-30T14:19:27+00:00","crc":3636152026,"state":'
+    b'{"pipelines":{"p1":{"id":"p1","name":"n","kind":"k","namespace":"","step":"a",'
+    b'"runbook_hash":"h","cwd":"/","created_at_ms":5,"step_history":[{"name":"a",'
+    b'"started_at_ms":5}],"action_attempts":{"idle:0":1},"updated_at_ms":5}},"queue_items":'
+    b'{"ns/q":{"i1":{"id":"i1","queue_name":"q","namespace":"ns","data":{},"pushed_at_ms":7,'
+    b'"status":"failed","failure_count":1,"error":"boom"}}}}}'
+)
+OLD_WAL = (
+    b'{"seq":6,"event":{"queue_name":"q","item_id":"i2","pushed_at_epoch_ms":8,"namespace":"ns",'
+    b'"type":"queue:pushed"},"more":true,"crc":997780049}\n'
+    b'{"seq":7,"event":{"queue_name":"q","item_id":"i2","namespace":"ns","type":"queue:failed"},'
+    b'"more":true,"crc":3862205500}\n'
+    b'{"seq":8,"event":{"id":"p1","key":"idle:0","type":"pipeline:action_attempted"},'
+    b'"crc":779427089}\n'
+)
+
+
+def test_snapshot_and_wal_from_an_older_oj_still_replay(tmp_path: Path) -> None:
+    (tmp_path / "snapshot.json").write_bytes(OLD_SNAPSHOT)
+    wal.wal_path(tmp_path).parent.mkdir()
+    wal.wal_path(tmp_path).write_bytes(OLD_WAL)
+    r = wal.replay(tmp_path)
+    assert (r.snapshot_seq, r.replayed, r.last_seq, r.warnings) == (5, 3, 8, [])
+    assert r.state.timers == {}
+    p = r.state.pipelines["p1"]
+    assert (p.action_attempts, p.action_attempted_at_ms) == ({"idle:0": 2}, {"idle:0": 0})
+    items_ = r.state.queue("q", "ns")
+    assert [(i.id, i.status, i.failure_count, i.failed_at_ms) for i in items_.values()] == [
+        ("i1", "failed", 1, 0),
+        ("i2", "failed", 1, 0),
+    ]
+    # and what this version writes back reads back the same
+    wal.write_snapshot(tmp_path, r.last_seq, r.state.to_dict())
+    assert wal.replay(tmp_path).state == r.state
+
+
+def test_timer_table_is_in_the_snapshot(tmp_path: Path) -> None:
+    s = MaterializedState()
+    s.apply(ev.TimerSet(id="queue-retry:ns/q:i1", due_at_ms=1_700_000_600_000))
+    wal.write_snapshot(tmp_path, 1, s.to_dict())
+    assert wal.replay(tmp_path).state.timers == {"queue-retry:ns/q:i1": 1_700_000_600_000}
