@@ -29,6 +29,7 @@ import orjson
 from cattrs.preconf.orjson import make_converter
 
 from oj_trio import events as ev
+from oj_trio.errors import NotFoundError
 from oj_trio.records import (
     TERMINAL_STEPS,
     AgentSignalRecord,
@@ -70,8 +71,12 @@ __all__ = [
 T = TypeVar("T")
 
 
-class AmbiguousPrefixError(LookupError):
-    """A prefix matched more than one id; ``matches`` lists them (sorted)."""
+class AmbiguousPrefixError(NotFoundError, LookupError):
+    """A prefix matched more than one id; ``matches`` lists them (sorted).
+
+    A :class:`NotFoundError` (reference §5.3: an ambiguous prefix finds nothing), so it reaches the
+    user through the error family; still a ``LookupError`` for callers that catch that.
+    """
 
     def __init__(self, prefix: str, matches: list[str]) -> None:
         super().__init__(f"ambiguous id prefix {prefix!r}: matches {', '.join(matches)}")

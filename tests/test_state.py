@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from test_events import event_strategy
 
 from oj_trio import events as ev
+from oj_trio.errors import NotFoundError
 from oj_trio.state import (
     AmbiguousPrefixError,
     MaterializedState,
@@ -219,6 +220,7 @@ def test_pipeline_prefix_lookup() -> None:
     with pytest.raises(AmbiguousPrefixError) as info:
         s.find_pipeline("abc")
     assert info.value.matches == ["abc1", "abc2"]
+    assert isinstance(info.value, NotFoundError) and isinstance(info.value, LookupError)
     assert s.find_pipeline("abc2").id == "abc2"
 
 
