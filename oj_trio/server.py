@@ -133,7 +133,7 @@ class Daemon:
     def uptime_secs(self) -> int:
         return (self.runtime.ctx.clock.now_ms() - self._started_ms) // 1000
 
-    async def handle(self, request: protocol.Message) -> protocol.Message:
+    async def handle(self, request: protocol.Message) -> protocol.Response:
         """Dispatch one parsed request to its route (a ``Query`` to its query's route)."""
         tag = request["type"]
         payload = request

@@ -17,11 +17,13 @@ module here, its noun's CLI module (:mod:`oj_trio.commands`) and :mod:`oj_trio.p
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
-from ..protocol import Message
+from ..protocol import (
+    Response,
+)
 from ..runtime.context import RuntimeContext, Supervision
 
 
@@ -42,7 +44,9 @@ class Services:
     daemon: DaemonControl
 
 
-Handler = Callable[[Services, Message], Awaitable[Message]]
+#: A handler takes its request's (or query's) shape from :mod:`oj_trio.protocol` and returns
+#: one of its responses; the table is heterogeneous, so the request type is erased here.
+Handler = Callable[[Services, Any], Awaitable[Response]]
 
 
 @attrs.frozen

@@ -8,18 +8,26 @@ from pathlib import Path
 from .. import events as ev
 from ..errors import OjError
 from ..pipeline_setup import prepare_pipeline
-from ..protocol import Message
+from ..protocol import (
+    CommandHelpResponse,
+    CommandListResponse,
+    CommandStartedResponse,
+    ListCommandsRequest,
+    RunCommandRequest,
+)
 from ..runbook.model import RunPipeline, RunShell
 from ..runtime.pipeline_start import start_pipelines
 from . import Route, Services
 
 
-async def list_commands(s: Services, request: Message) -> Message:
+async def list_commands(s: Services, request: ListCommandsRequest) -> CommandListResponse:
     usage = await s.ctx.runbooks.list_commands(Path(request["project_root"]))
     return {"type": "CommandList", "usage": usage}
 
 
-async def run_command(s: Services, request: Message) -> Message:
+async def run_command(
+    s: Services, request: RunCommandRequest
+) -> CommandStartedResponse | CommandHelpResponse:
     from ..runbook import format_command_help
     from ..runbook.argspec import map_args, split_args, validate_args
 

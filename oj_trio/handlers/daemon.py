@@ -6,19 +6,28 @@ import os
 
 from .. import views
 from .._version import __version__
-from ..protocol import Message
+from ..protocol import (
+    HelloRequest,
+    HelloResponse,
+    PingRequest,
+    PongResponse,
+    ShutdownRequest,
+    ShuttingDownResponse,
+    StatusRequest,
+    StatusResponse,
+)
 from . import Route, Services
 
 
-async def ping(_s: Services, _request: Message) -> Message:
+async def ping(_s: Services, _request: PingRequest) -> PongResponse:
     return {"type": "Pong"}
 
 
-async def hello(_s: Services, _request: Message) -> Message:
+async def hello(_s: Services, _request: HelloRequest) -> HelloResponse:
     return {"type": "Hello", "version": __version__}
 
 
-async def status(s: Services, _request: Message) -> Message:
+async def status(s: Services, _request: StatusRequest) -> StatusResponse:
     return {
         "type": "Status",
         "version": __version__,
@@ -28,7 +37,7 @@ async def status(s: Services, _request: Message) -> Message:
     }
 
 
-async def shutdown(s: Services, request: Message) -> Message:
+async def shutdown(s: Services, request: ShutdownRequest) -> ShuttingDownResponse:
     s.daemon.request_shutdown(kill=bool(request.get("kill")))
     return {"type": "ShuttingDown"}
 

@@ -11,13 +11,30 @@ from .. import views
 from ..errors import NotFoundError
 from ..pipeline_log import read_tail
 from ..pipelines import transitions
-from ..protocol import Message
+from ..protocol import (
+    GetPipelineLogsQuery,
+    GetPipelineQuery,
+    ListPipelinesQuery,
+    OkResponse,
+    PipelineCancelRequest,
+    PipelineDetail,
+    PipelineLogsResponse,
+    PipelinePruneRequest,
+    PipelineResponse,
+    PipelineResumeRequest,
+    PipelinesCancelledResponse,
+    PipelinesPrunedResponse,
+    PipelinesResponse,
+    PipelineStatesResponse,
+    PrunedPipeline,
+    WaitPipelinesQuery,
+)
 from ..runtime.workspaces import PRUNE_AGE_MS
 from ..state import StepStatus
 from . import Route, Services
 
 
-async def cancel(s: Services, request: Message) -> Message:
+async def cancel(s: Services, request: PipelineCancelRequest) -> PipelinesCancelledResponse:
     cancelled: list[str] = []
     terminal: list[str] = []
     missing: list[str] = []
@@ -38,7 +55,7 @@ async def cancel(s: Services, request: Message) -> Message:
     }
 
 
-async def resume(s: Services, request: Message) -> Message:
+async def resume(s: Services, request: PipelineResumeRequest) -> OkResponse:
     ctx = s.ctx
     p = ctx.state.get_pipeline(request["id"])
     if p is None:
@@ -59,13 +76,13 @@ async def resume(s: Services, request: Message) -> Message:
     return {"type": "Ok", "id": p.id}
 
 
-async def prune(s: Services, request: Message) -> Message:
+async def prune(s: Services, request: PipelinePruneRequest) -> PipelinesPrunedResponse:
     ctx = s.ctx
     include_all = bool(request.get("all"))
     failed_only = bool(request.get("failed"))
     dry_run = bool(request.get("dry_run"))
     cutoff = ctx.clock.now_ms() - PRUNE_AGE_MS
-    pruned: list[dict[str, str]] = []
+    pruned: list[PrunedPipeline] = []
     skipped = 0
     for p in list(ctx.state.pipelines.values()):
         if not p.terminal or (failed_only and p.step != "failed"):
@@ -86,19 +103,19 @@ async def prune(s: Services, request: Message) -> Message:
 # -- queries -----------------------------------------------------------------------------------
 
 
-async def list_pipelines(s: Services, _query: Message) -> Message:
+async def list_pipelines(s: Services, _query: ListPipelinesQuery) -> PipelinesResponse:
     return {
         "type": "Pipelines",
         "pipelines": [views.pipeline_summary(p) for p in s.ctx.state.pipelines.values()],
     }
 
 
-async def get_pipeline(s: Services, query: Message) -> Message:
+async def get_pipeline(s: Services, query: GetPipelineQuery) -> PipelineResponse:
     p = s.ctx.state.get_pipeline(query["id"])
     return {"type": "Pipeline", "pipeline": views.pipeline_detail(p) if p is not None else None}
 
 
-async def get_logs(s: Services, query: Message) -> Message:
+async def get_logs(s: Services, query: GetPipelineLogsQuery) -> PipelineLogsResponse:
     p = s.ctx.state.get_pipeline(query["id"])
     path = s.ctx.log.path(p.id if p is not None else query["id"])
     lines = query.get("lines", 50)
@@ -107,7 +124,7 @@ async def get_logs(s: Services, query: Message) -> Message:
     return {"type": "PipelineLogs", "log_path": str(path), "lines": content, "size": size}
 
 
-async def wait(s: Services, query: Message) -> Message:
+async def wait(s: Services, query: WaitPipelinesQuery) -> PipelineStatesResponse:
     """Long poll: answer when state moved past ``after_seq`` (or at the timeout)."""
     store = s.ctx.store
     after = query.get("after_seq", 0)
@@ -115,7 +132,7 @@ async def wait(s: Services, query: Message) -> Message:
     if after and store.last_seq <= after and timeout > 0:
         with trio.move_on_after(timeout):
             await store.wait_for_change(after)
-    pipelines = []
+    pipelines: list[PipelineDetail | None] = []
     for given in query["ids"]:
         p = s.ctx.state.get_pipeline(str(given))
         pipelines.append(views.pipeline_detail(p) if p is not None else None)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from .. import views
-from ..protocol import Message
+from ..protocol import (
+    StatusOverviewQuery,
+    StatusOverviewResponse,
+)
 from . import Route, Services
 
 
-async def status_overview(s: Services, _query: Message) -> Message:
+async def status_overview(s: Services, _query: StatusOverviewQuery) -> StatusOverviewResponse:
     return {
         "type": "StatusOverview",
         "uptime_secs": s.daemon.uptime_secs(),

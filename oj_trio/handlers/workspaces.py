@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from .. import views
 from ..errors import NotFoundError, OjError
-from ..protocol import Message
-from ..runtime.workspaces import PRUNE_AGE_MS, DeletedWorkspace, delete_workspace, workspace_busy
+from ..protocol import (
+    GetWorkspaceQuery,
+    ListWorkspacesQuery,
+    RemovedWorkspace,
+    WorkspaceDropAllRequest,
+    WorkspaceDropFailedRequest,
+    WorkspaceDropRequest,
+    WorkspacePruneRequest,
+    WorkspaceResponse,
+    WorkspacesDroppedResponse,
+    WorkspacesPrunedResponse,
+    WorkspacesResponse,
+)
+from ..runtime.workspaces import PRUNE_AGE_MS, delete_workspace, workspace_busy
 from . import Route, Services
 
 
-async def drop(s: Services, request: Message) -> Message:
+async def drop(s: Services, request: WorkspaceDropRequest) -> WorkspacesDroppedResponse:
     """One workspace by id or unique prefix; refused while its pipeline runs."""
     workspaces = s.ctx.state.workspaces
     given = request["id"]
@@ -26,18 +38,20 @@ async def drop(s: Services, request: Message) -> Message:
     return await _drop_all(s, [ws_id])
 
 
-async def drop_failed(s: Services, _request: Message) -> Message:
+async def drop_failed(
+    s: Services, _request: WorkspaceDropFailedRequest
+) -> WorkspacesDroppedResponse:
     failed = [w for w, ws in s.ctx.state.workspaces.items() if ws.status.startswith("failed")]
     return await _drop_all(s, failed)
 
 
-async def drop_all(s: Services, _request: Message) -> Message:
+async def drop_all(s: Services, _request: WorkspaceDropAllRequest) -> WorkspacesDroppedResponse:
     return await _drop_all(s, list(s.ctx.state.workspaces))
 
 
-async def _drop_all(s: Services, targets: list[str]) -> Message:
+async def _drop_all(s: Services, targets: list[str]) -> WorkspacesDroppedResponse:
     """Delete ``targets``, skipping those a running pipeline still uses."""
-    dropped: list[DeletedWorkspace] = []
+    dropped: list[RemovedWorkspace] = []
     for ws_id in targets:
         if workspace_busy(s.ctx.state, ws_id):
             continue
@@ -47,13 +61,13 @@ async def _drop_all(s: Services, targets: list[str]) -> Message:
     return {"type": "WorkspacesDropped", "dropped": dropped}
 
 
-async def prune(s: Services, request: Message) -> Message:
+async def prune(s: Services, request: WorkspacePruneRequest) -> WorkspacesPrunedResponse:
     """Delete workspaces whose pipeline ended (or is gone), older than 12 h unless --all."""
     ctx = s.ctx
     include_all = bool(request.get("all"))
     dry_run = bool(request.get("dry_run"))
     cutoff = ctx.clock.now_ms() - PRUNE_AGE_MS
-    pruned = []
+    pruned: list[RemovedWorkspace] = []
     skipped = 0
     for ws_id, ws in list(ctx.state.workspaces.items()):
         if workspace_busy(ctx.state, ws_id) or (not include_all and ws.created_at_ms > cutoff):
@@ -65,7 +79,7 @@ async def prune(s: Services, request: Message) -> Message:
     return {"type": "WorkspacesPruned", "pruned": pruned, "skipped": skipped}
 
 
-async def list_workspaces(s: Services, _query: Message) -> Message:
+async def list_workspaces(s: Services, _query: ListWorkspacesQuery) -> WorkspacesResponse:
     state = s.ctx.state
     return {
         "type": "Workspaces",
@@ -73,7 +87,7 @@ async def list_workspaces(s: Services, _query: Message) -> Message:
     }
 
 
-async def get_workspace(s: Services, query: Message) -> Message:
+async def get_workspace(s: Services, query: GetWorkspaceQuery) -> WorkspaceResponse:
     ws = s.ctx.state.workspaces.get(query["id"])
     return {
         "type": "Workspace",

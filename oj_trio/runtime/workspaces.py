@@ -8,12 +8,12 @@ directory nobody knows about. The OS work is :mod:`oj_trio.adapters.workspace`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypedDict
 
 import trio
 
 from .. import events as ev
 from ..adapters.workspace import remove_workspace
+from ..protocol import RemovedWorkspace
 from ..state import MaterializedState
 from .context import RuntimeContext
 
@@ -21,13 +21,7 @@ from .context import RuntimeContext
 PRUNE_AGE_MS = 12 * 3600 * 1000
 
 
-class DeletedWorkspace(TypedDict):
-    id: str
-    path: str
-    branch: str | None
-
-
-async def delete_workspace(ctx: RuntimeContext, ws_id: str) -> DeletedWorkspace | None:
+async def delete_workspace(ctx: RuntimeContext, ws_id: str) -> RemovedWorkspace | None:
     """Remove a workspace's directory, then its record; None if there is no such record."""
     ws = ctx.state.workspaces.get(ws_id)
     if ws is None:

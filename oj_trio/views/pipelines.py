@@ -5,12 +5,24 @@ Internal bookkeeping vars (``oj.*``) are never shown.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
+from ..protocol import PipelineDetail, PipelineSummary
 from ..state import Pipeline
 
 
-def _identity(p: Pipeline) -> dict[str, Any]:
+class _Identity(TypedDict):
+    id: str
+    name: str
+    kind: str
+    step: str
+    step_status: str
+    terminal: bool
+    namespace: str
+    updated_at_ms: int
+
+
+def _identity(p: Pipeline) -> _Identity:
     """What every pipeline view starts with, plus ``terminal`` (a step merely *named* done is
     not the end, SPEC §4.5)."""
     return {
@@ -25,13 +37,13 @@ def _identity(p: Pipeline) -> dict[str, Any]:
     }
 
 
-def pipeline_summary(p: Pipeline) -> dict[str, Any]:
+def pipeline_summary(p: Pipeline) -> PipelineSummary:
     """`PipelineSummary`; ``created_at_ms`` is the first step's start, as the reference has it."""
     first = p.step_history[0].started_at_ms if p.step_history else p.created_at_ms
     return {**_identity(p), "created_at_ms": first}
 
 
-def pipeline_detail(p: Pipeline) -> dict[str, Any]:
+def pipeline_detail(p: Pipeline) -> PipelineDetail:
     """`PipelineDetail` with its step history."""
     return {
         **_identity(p),

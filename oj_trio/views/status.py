@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
+from ..protocol import NamespaceStatus, StatusPipeline
 from ..state import MaterializedState, StepStatus
 
 
-def counts(state: MaterializedState) -> dict[str, int]:
+class Counts(TypedDict):
+    pipelines_active: int
+    sessions_active: int
+    orphan_count: int
+
+
+def counts(state: MaterializedState) -> Counts:
     """The numbers `oj daemon status` shows."""
     active = sum(1 for p in state.pipelines.values() if not p.terminal)
     return {"pipelines_active": active, "sessions_active": len(state.sessions), "orphan_count": 0}
 
 
-def status_overview(state: MaterializedState, now_ms: int) -> list[dict[str, Any]]:
+def status_overview(state: MaterializedState, now_ms: int) -> list[NamespaceStatus]:
     """`NamespaceStatus` per namespace with something live, sorted by namespace."""
-    by_ns: dict[str, dict[str, Any]] = {}
+    by_ns: dict[str, NamespaceStatus] = {}
     for p in state.pipelines.values():
         if p.terminal:
             continue
@@ -30,7 +37,7 @@ def status_overview(state: MaterializedState, now_ms: int) -> list[dict[str, Any
                 "active_agents": [],
             },
         )
-        entry: dict[str, Any] = {
+        entry: StatusPipeline = {
             "id": p.id,
             "name": p.name,
             "kind": p.kind,

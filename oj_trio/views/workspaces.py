@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..protocol import WorkspaceDetail, WorkspaceSummary
 from ..state import MaterializedState, Workspace
 
 
-def workspace_summary(state: MaterializedState, ws: Workspace) -> dict[str, Any]:
+def workspace_summary(state: MaterializedState, ws: Workspace) -> WorkspaceSummary:
     """`WorkspaceSummary`; the namespace comes from the owning pipeline."""
     owner = state.pipelines.get(ws.owner) if ws.owner else None
     return {
@@ -20,7 +19,7 @@ def workspace_summary(state: MaterializedState, ws: Workspace) -> dict[str, Any]
     }
 
 
-def workspace_detail(ws: Workspace) -> dict[str, Any]:
+def workspace_detail(ws: Workspace) -> WorkspaceDetail:
     return {
         "id": ws.id,
         "path": ws.path,
