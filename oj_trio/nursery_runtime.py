@@ -11,8 +11,12 @@ what still runs afterwards is cancelled as *interrupted* and recorded so (routin
 next start, from the durable ``Failed`` status). A second signal (:meth:`abort_drain`) stops
 waiting for the grace.
 
-Services of later nouns (timers, workers, agents, crons) are started here too, in
-:meth:`Supervisor.run`, after their own reconcile.
+The durable timer service (:mod:`oj_trio.runtime.timer_service`) runs here too: services
+register a handler per timer kind on :attr:`Supervisor.timers` before :meth:`Supervisor.run`,
+and arm timers with :func:`~oj_trio.runtime.timer_service.set_timer`; timers armed before a
+restart fire at their original deadlines. A drain stops it first, so no timer starts work while
+the daemon stops. Services of later nouns (workers, agents, crons) are started here as well,
+after their own reconcile.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .pipelines.transitions import Cancelled
 from .runtime.context import RuntimeContext
 from .runtime.pipeline_driver import PipelineDriver, PipelineTask, commit_outcome
 from .runtime.step_runners import RUNNERS, StepRunner
+from .runtime.timer_service import TimerService
 from .state import StepStatus
 from .store import Store
 
@@ -61,6 +66,8 @@ class Supervisor:
             clock if clock is not None else Clock.system(),
         )
         self.driver = PipelineDriver(self.ctx, draining=lambda: self._draining, runners=runners)
+        self.timers = TimerService(store, self.ctx.clock)
+        self._timer_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, PipelineTask] = {}
         self._draining = False
@@ -77,8 +84,13 @@ class Supervisor:
             for pipeline in list(self.ctx.state.pipelines.values()):
                 if not pipeline.terminal and pipeline.step_status != StepStatus.WAITING:
                     self.spawn(pipeline.id)
+            await nursery.start(self._serve_timers)
             task_status.started()
             await trio.sleep_forever()
+
+    async def _serve_timers(self, *, task_status: trio.TaskStatus[None]) -> None:
+        with self._timer_scope:
+            await self.timers.run(task_status=task_status)
 
     def spawn(self, pipeline_id: str, *, rerun: bool = False) -> None:
         """Start the task that drives ``pipeline_id`` (no-op if it runs, or while draining)."""
@@ -107,6 +119,7 @@ class Supervisor:
     async def drain(self, grace: float, *, kill_sessions: bool = False) -> None:
         """Stop starting steps, let running ones finish for ``grace`` s, interrupt the rest."""
         self._draining = True
+        self._timer_scope.cancel()
         await self._wait_idle(grace)
         self.abort_drain()
         await self._wait_idle(self.ctx.step_grace + 5)
@@ -117,6 +130,7 @@ class Supervisor:
     def abort_drain(self) -> None:
         """Second signal: stop waiting for steps to finish."""
         self._draining = True
+        self._timer_scope.cancel()
         for task in list(self._tasks.values()):
             task.stop_step(interrupt=True)
 

@@ -23,6 +23,7 @@ import attrs
 import trio
 
 from oj_trio import events as ev
+from oj_trio import wal
 from oj_trio.clock import Clock
 from oj_trio.nursery_runtime import Supervisor
 from oj_trio.pipeline_setup import prepare_pipeline
@@ -32,6 +33,7 @@ from oj_trio.runbook.model import RunAgent, RunPipeline, RunShell
 from oj_trio.runbook.model import Step as StepDef
 from oj_trio.runtime.context import RuntimeContext
 from oj_trio.runtime.pipeline_start import start_pipelines
+from oj_trio.runtime.timer_service import TimerHandler
 from oj_trio.state import Pipeline
 from oj_trio.store import Store
 
@@ -115,8 +117,10 @@ class RuntimeHarness:
     async def wait_ended(self, pipeline_id: str) -> Pipeline:
         """Wait (in virtual time) until the pipeline is terminal and its task has finished."""
         await self.wait_until(
-            lambda: self.store.state.pipelines[pipeline_id].terminal
-            and not self.supervisor.is_driving(pipeline_id)
+            lambda: (
+                self.store.state.pipelines[pipeline_id].terminal
+                and not self.supervisor.is_driving(pipeline_id)
+            )
         )
         return self.store.state.pipelines[pipeline_id]
 
@@ -127,22 +131,32 @@ async def open_runtime(
     script: Mapping[str, Sequence[Step]] | None = None,
     *,
     state_dir: Path | None = None,
+    epoch_ms: int = EPOCH_MS,
+    timer_handlers: Mapping[str, TimerHandler] | None = None,
 ) -> AsyncIterator[RuntimeHarness]:
-    """A running store + supervisor on ``tmp_path`` whose shell steps follow ``script``."""
+    """A running store + supervisor on ``tmp_path`` whose shell steps follow ``script``.
+
+    ``epoch_ms``: the wall time the run starts at (pass the previous run's ``clock.now_ms()``
+    to model a restart). ``timer_handlers``: handlers per timer kind, registered before start.
+    """
     state = state_dir or tmp_path / "state"
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
     runner = ScriptedRunner({k: list(v) for k, v in (script or {}).items()})
-    store, _warnings = Store.open(state)
+    # WAL writes inline, not in a thread: under autojump_clock the clock jumps to the next
+    # deadline whenever every task waits, a thread included, and virtual time would run ahead.
+    store, _warnings = Store.open(state, run_blocking=wal.run_inline)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         supervisor = Supervisor(
             store,
             state,
             env={"PATH": "/usr/bin:/bin"},
-            clock=Clock.fixed(EPOCH_MS),
+            clock=Clock.fixed(epoch_ms),
             runners={RunShell: runner, RunAgent: runner, RunPipeline: runner},
         )
+        for kind, handler in (timer_handlers or {}).items():
+            supervisor.timers.register(kind, handler)
         await nursery.start(supervisor.run)
         try:
             yield RuntimeHarness(store, supervisor, runner, project)
