@@ -1,19 +1,17 @@
 """Creating a pipeline: everything that happens before ``pipeline:created`` is committed.
 
 Kept apart from the runtime's task loop because it is (nearly) pure: the only side effect is
-running a ``$(…)`` local through bash. Also home to the one template context all pipeline
-templates share (SPEC §4.7).
+running a ``$(…)`` local through bash (:mod:`oj_trio.adapters.bash_eval`). Also home to the one
+template context all pipeline templates share (SPEC §4.7).
 """
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-import trio
-
 from . import events as ev
+from .adapters.bash_eval import SnippetError, capture_bash
 from .errors import OjError
 from .runbook import templates
 from .runbook.model import Pipeline as PipelineDef
@@ -163,18 +161,6 @@ async def eval_local(
         f'__oj_local="{value}"; printf "%s" "$__oj_local"'
     )
     try:
-        result = await trio.run_process(
-            ["bash", "-c", script],
-            cwd=invoke_dir,
-            env=env,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except OSError as exc:
+        return await capture_bash(script, cwd=invoke_dir, env=env)
+    except SnippetError as exc:
         raise OjError(f"local.{key} evaluation failed: {exc}") from None
-    if result.returncode != 0:
-        detail = result.stderr.decode("utf-8", "replace").strip() or f"exit {result.returncode}"
-        raise OjError(f"local.{key} evaluation failed: {detail}")
-    return result.stdout.decode("utf-8", "replace")
