@@ -14,7 +14,8 @@ cannot be fooled by PID reuse or by a zombie waiting to be reaped.
 An ``Error`` reply is re-raised as the ``OjError`` subclass its ``kind`` names, with the daemon's
 text and exit code (``protocol.exception_from``), so ``oj`` exits with the status the daemon-side
 error's class carries. Replies come back as read-only ``Mapping``s: the typed shapes are in
-``protocol`` (``protocol.Response``) for callers that want to narrow them.
+:mod:`oj_trio.messages` (``messages.Response``) for callers that want to narrow them (under
+``TYPE_CHECKING`` only: the client never imports that package at run time).
 """
 
 from __future__ import annotations

@@ -30,13 +30,13 @@ import anyio.abc
 import trio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from . import protocol
+from . import messages, protocol
 from .errors import DaemonError, OjError, ProtocolError
 
 log = logging.getLogger("oj.listener")
 
-#: A request in, a reply out: a typed ``protocol.Response`` or a loose ``protocol.Message``.
-Handler = Callable[[protocol.Message], Awaitable[protocol.Response | protocol.Message]]
+#: A request in, a reply out: a typed ``messages.Response`` or a loose ``protocol.Message``.
+Handler = Callable[[protocol.Message], Awaitable[messages.Response | protocol.Message]]
 
 #: How long a client may take to send its request, and to accept our answer.
 READ_TIMEOUT = 5.0

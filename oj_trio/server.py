@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from . import paths, protocol, sdnotify
+from . import messages, paths, protocol, sdnotify
 from .errors import DaemonError, OjError, ProtocolError
 from .handlers import Route, Services, all_routes
 from .listener import open_listener, serve
@@ -133,7 +133,7 @@ class Daemon:
     def uptime_secs(self) -> int:
         return (self.runtime.ctx.clock.now_ms() - self._started_ms) // 1000
 
-    async def handle(self, request: protocol.Message) -> protocol.Response:
+    async def handle(self, request: protocol.Message) -> messages.Response:
         """Dispatch one parsed request to its route (a ``Query`` to its query's route)."""
         tag = request["type"]
         payload = request

@@ -8,7 +8,8 @@ Pins down:
 - the `oj` client path imports none of trio, anyio, hcl2, lark, attrs, cattrs — neither when its
   modules (`oj_trio.cli`, every `oj_trio.commands.*`, the client) are imported and the parser
   is built, nor in a real `oj daemon status` run against a live daemon (checked with
-  `PYTHONPROFILEIMPORTTIME`).
+  `PYTHONPROFILEIMPORTTIME`); nor does it import the wire shapes (`oj_trio.messages`), which
+  only the daemon needs at run time.
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def _heavy(modules: set[str]) -> set[str]:
     return {name for name in modules if name.split(".")[0] in HEAVY}
 
 
+def _shapes(modules: set[str]) -> set[str]:
+    """The wire-shape modules among ``modules``: daemon side only; the CLI builds requests as
+    plain dicts and ``oj_trio.protocol`` names the shapes for mypy only."""
+    return {name for name in modules if name.split(".")[:2] == ["oj_trio", "messages"]}
+
+
 #: The rest of the `oj` command path besides `oj_trio.commands.*` (found by `_cli_modules`).
 CLI_CORE = ("oj_trio.cli", "oj_trio.keyvalue", "oj_trio.client", "oj_trio.protocol")
 NOUNS = ("run", "pipeline", "workspace", "status", "daemon", "runbook")
@@ -147,6 +154,7 @@ def test_cli_modules_do_not_import_heavy_packages() -> None:
     modules = set(json.loads(result.stdout))
     assert set(names) <= modules
     assert _heavy(modules) == set()
+    assert _shapes(modules) == set()
 
 
 def _imported(stderr: str) -> set[str]:
@@ -168,11 +176,13 @@ def test_oj_daemon_status_run_imports_nothing_heavy(ojenv: OjEnv) -> None:
         names = _imported(result.stderr)
         assert "oj_trio.commands.daemon" in names and "socket" in names, "no import profile?"
         assert _heavy(names) == set(), argv
+        assert _shapes(names) == set(), argv
     # and without a daemon (the DaemonNotRunning path)
     ojenv.ok("daemon", "stop")
     result = ojenv.oj("daemon", "status", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 0
     assert _heavy(_imported(result.stderr)) == set()
+    assert _shapes(_imported(result.stderr)) == set()
 
 
 def test_oj_entry_point_is_the_cli_main() -> None:

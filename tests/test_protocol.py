@@ -1,4 +1,4 @@
-"""Frames, request validation and Error replies, without sockets."""
+"""Frames, request validation and Error replies, without sockets; the message tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oj_trio import errors, protocol
+from oj_trio import errors, messages, protocol
 from oj_trio.errors import (
     CorruptStateError,
     DaemonError,
@@ -22,6 +22,7 @@ from oj_trio.errors import (
     UsageError,
     WalError,
 )
+from oj_trio.messages import schema
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
@@ -140,8 +141,8 @@ FORMER_QUERIES = {
 
 
 def test_schema_derived_from_shapes_matches_the_former_table() -> None:
-    assert protocol.request_schemas() == FORMER_REQUESTS
-    assert protocol.query_schemas() == FORMER_QUERIES
+    assert schema.request_schemas() == FORMER_REQUESTS
+    assert schema.query_schemas() == FORMER_QUERIES
 
 
 def test_every_response_shape_carries_its_tag() -> None:
@@ -154,13 +155,13 @@ def test_every_response_shape_carries_its_tag() -> None:
         "Workspace", "StatusOverview",
     }  # fmt: skip
     shapes = [
-        getattr(protocol, name)
-        for name in dir(protocol)
+        getattr(messages, name)
+        for name in dir(messages)
         if name.endswith("Response") and name != "Response"
     ]
     for shape in shapes:
-        assert shape.__name__ == f"{protocol.tag_of(shape)}Response"
-    assert {protocol.tag_of(shape) for shape in shapes} == tags
+        assert shape.__name__ == f"{schema.tag_of(shape)}Response"
+    assert {schema.tag_of(shape) for shape in shapes} == tags
 
 
 def test_shape_with_an_unknown_annotation_is_refused_when_compiled() -> None:
@@ -168,13 +169,13 @@ def test_shape_with_an_unknown_annotation_is_refused_when_compiled() -> None:
         __annotations__ = {"type": 'Literal["Odd"]', "when": "datetime"}
 
     with pytest.raises(TypeError, match=r"Odd\.when: unsupported field annotation"):
-        protocol._compile(Odd)
+        schema._compile(Odd)
 
     class Untagged(dict):  # type: ignore[type-arg]
         __annotations__ = {"type": "str"}
 
     with pytest.raises(TypeError, match="Literal"):
-        protocol._compile(Untagged)
+        schema._compile(Untagged)
 
 
 @pytest.mark.parametrize("value", [None, "x"])
@@ -203,15 +204,40 @@ def test_query_fields_are_checked_against_the_query_shape() -> None:
 
 
 def test_import_does_not_build_the_schema() -> None:
-    """The CLI never validates requests: importing the module must not compile the tables."""
+    """The CLI never validates requests: importing and using the protocol's builders must not
+    import the shapes at all, and importing the schema module must not compile the tables."""
     code = (
+        "import sys\n"
         "import oj_trio.protocol as p\n"
-        "assert p._schemas.cache_info().currsize == 0, p._schemas.cache_info()\n"
         "p.request('Ping'); p.error('x'); p.exception_from(p.error('x'))\n"
-        "assert p._schemas.cache_info().currsize == 0\n"
-        "import sys; assert 'inspect' not in sys.modules\n"
+        "assert not [m for m in sys.modules if m.startswith('oj_trio.messages')]\n"
+        "import oj_trio.messages.schema as s\n"
+        "assert s._schemas.cache_info().currsize == 0, s._schemas.cache_info()\n"
+        "assert 'inspect' not in sys.modules\n"
+        "p.parse_request({'type': 'Ping'})\n"
+        "assert s._schemas.cache_info().currsize == 1, s._schemas.cache_info()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_every_shape_is_re_exported_and_every_request_and_query_is_in_its_table() -> None:
+    """Adding a verb means adding its shapes to ``messages/<noun>.py`` *and* to the tables in
+    ``messages/__init__.py``; forgetting the second would make the daemon refuse the request."""
+    from oj_trio.messages import commands, daemon, pipelines, status, workspaces
+
+    for module in (daemon, commands, pipelines, status, workspaces):
+        shapes = {
+            name: value
+            for name, value in vars(module).items()
+            if isinstance(value, type) and value.__module__ == module.__name__
+        }
+        assert shapes, module
+        for name, shape in shapes.items():
+            assert getattr(messages, name) is shape, name
+            if name.endswith("Request"):
+                assert shape in messages.REQUESTS, name
+            elif name.endswith("Query"):
+                assert shape in messages.QUERIES, name
 
 
 # -- Error replies keep the exception's kind -----------------------------------------------------

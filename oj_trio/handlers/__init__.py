@@ -11,7 +11,8 @@ lists (:func:`all_routes`), and derives two rules from the flag instead of keepi
 
 Handlers never touch the supervisor's internals: they get :class:`Services` (the runtime
 context, the supervisor's public face, the daemon's controls). Adding a verb touches its noun's
-module here, its noun's CLI module (:mod:`oj_trio.commands`) and :mod:`oj_trio.protocol`.
+module here, its noun's CLI module (``commands/<noun>.py``), its noun's message module
+(``messages/<noun>.py``) and the tables in :mod:`oj_trio.messages`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..protocol import (
+from ..messages import (
     Response,
 )
 from ..runtime.context import RuntimeContext, Supervision
@@ -44,7 +45,7 @@ class Services:
     daemon: DaemonControl
 
 
-#: A handler takes its request's (or query's) shape from :mod:`oj_trio.protocol` and returns
+#: A handler takes its request's (or query's) shape from :mod:`oj_trio.messages` and returns
 #: one of its responses; the table is heterogeneous, so the request type is erased here.
 Handler = Callable[[Services, Any], Awaitable[Response]]
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from .. import events as ev
 from ..errors import OjError
-from ..pipeline_setup import prepare_pipeline
-from ..protocol import (
+from ..messages import (
     CommandHelpResponse,
     CommandListResponse,
     CommandStartedResponse,
     ListCommandsRequest,
     RunCommandRequest,
 )
+from ..pipeline_setup import prepare_pipeline
 from ..runbook.model import RunPipeline, RunShell
 from ..runtime.pipeline_start import start_pipelines
 from . import Route, Services

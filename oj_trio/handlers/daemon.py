@@ -6,7 +6,7 @@ import os
 
 from .. import views
 from .._version import __version__
-from ..protocol import (
+from ..messages import (
     HelloRequest,
     HelloResponse,
     PingRequest,

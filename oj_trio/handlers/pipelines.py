@@ -9,9 +9,7 @@ import trio
 from .. import events as ev
 from .. import views
 from ..errors import NotFoundError
-from ..pipeline_log import read_tail
-from ..pipelines import transitions
-from ..protocol import (
+from ..messages import (
     GetPipelineLogsQuery,
     GetPipelineQuery,
     ListPipelinesQuery,
@@ -29,6 +27,8 @@ from ..protocol import (
     PrunedPipeline,
     WaitPipelinesQuery,
 )
+from ..pipeline_log import read_tail
+from ..pipelines import transitions
 from ..runtime.workspaces import PRUNE_AGE_MS
 from ..state import StepStatus
 from . import Route, Services

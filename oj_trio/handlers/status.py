@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import views
-from ..protocol import (
+from ..messages import (
     StatusOverviewQuery,
     StatusOverviewResponse,
 )

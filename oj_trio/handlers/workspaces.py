@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import views
 from ..errors import NotFoundError, OjError
-from ..protocol import (
+from ..messages import (
     GetWorkspaceQuery,
     ListWorkspacesQuery,
     RemovedWorkspace,

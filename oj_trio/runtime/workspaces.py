@@ -13,7 +13,7 @@ import trio
 
 from .. import events as ev
 from ..adapters.workspace import remove_workspace
-from ..protocol import RemovedWorkspace
+from ..messages import RemovedWorkspace
 from ..state import MaterializedState
 from .context import RuntimeContext
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from ..protocol import PipelineDetail, PipelineSummary
+from ..messages import PipelineDetail, PipelineSummary
 from ..state import Pipeline
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from ..protocol import NamespaceStatus, StatusPipeline
+from ..messages import NamespaceStatus, StatusPipeline
 from ..state import MaterializedState, StepStatus
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..protocol import WorkspaceDetail, WorkspaceSummary
+from ..messages import WorkspaceDetail, WorkspaceSummary
 from ..state import MaterializedState, Workspace
 
 

@@ -1,0 +1,42 @@
+"""`oj status`: the overview across projects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._shape import TypedDict
+
+if TYPE_CHECKING:
+    from typing import Any, Literal, NotRequired
+
+
+class StatusOverviewQuery(TypedDict):
+    type: Literal["StatusOverview"]
+
+
+class StatusPipeline(TypedDict):
+    id: str
+    name: str
+    kind: str
+    step: str
+    step_status: str
+    elapsed_ms: int
+    waiting_reason: NotRequired[str | None]
+
+
+class NamespaceStatus(TypedDict):
+    """One namespace with something live (``views.status_overview``). Workers, queues and
+    agents do not exist yet; their lists are always empty."""
+
+    namespace: str
+    active_pipelines: list[StatusPipeline]
+    escalated_pipelines: list[StatusPipeline]
+    workers: list[dict[str, Any]]
+    queues: list[dict[str, Any]]
+    active_agents: list[dict[str, Any]]
+
+
+class StatusOverviewResponse(TypedDict):
+    type: Literal["StatusOverview"]
+    uptime_secs: int
+    namespaces: list[NamespaceStatus]
