@@ -1,8 +1,9 @@
 """The `oj` subcommands, one module per noun: `run`, `pipeline`, `workspace`, `status`,
 `daemon`, `runbook`.
 
-Why one room per noun: a new verb should touch only its noun's module (plus its request in
-`protocol.py`), and a new noun only one new module and one line in `oj_trio.cli`. Each noun
+Why one room per noun: a new verb should touch only its noun's module here, its noun's handler
+module (`oj_trio.handlers`) and its noun's wire shapes (`oj_trio.messages`); a new noun adds one
+module on each side and one line in `oj_trio.cli`. Each noun
 module exports `register(sub, add)`, which adds its parser(s) with `add` (see `_args.AddParser`:
 it wires the shared `-o/--output`/`--project` options, the help formatter and the `cmd_*`
 handler), and the `cmd_*` functions themselves: build a request, ask the daemon through
