@@ -5,7 +5,7 @@ The dispatch table is built from the handler modules' routes (:mod:`oj_trio.hand
 never mutate state directly: they validate, then build events and commit them through the store
 (event → WAL → apply). Whether a request changes state is a property of its route, and two rules
 follow from it here: such a request is refused while the daemon drains, and it is answered only
-after everything committed so far is durable.
+after everything it committed is durable (:meth:`Store.acknowledge`).
 """
 
 from __future__ import annotations
@@ -148,5 +148,5 @@ class Daemon:
             raise DaemonError("daemon is shutting down")
         response = await route.handler(self.services, payload)
         if route.mutates:
-            await self.store.flush()
+            await self.store.acknowledge()
         return response

@@ -13,14 +13,17 @@
 ``commit`` returns only after its events are fsynced; they are applied to :attr:`Store.state` in the
 flusher right after the fsync and before any waiter wakes, so the apply order is the seq order and
 each event is applied exactly once per process. Readers use :attr:`Store.state` directly (trio is
-single-threaded: no locks) and :meth:`Store.wait_for_change` to long-poll. :meth:`Store.flush` is the
-barrier for code that did not await its own commits (the server calls it before answering a request
-that changed state): it returns once everything appended so far is durable and applied.
+single-threaded: no locks) and :meth:`Store.wait_for_change` to long-poll. A service that cares
+about a few kinds of event only (the timer service: ``timer:*``) holds a :class:`Watch` instead,
+so it is not woken by every commit of every pipeline. :meth:`Store.flush` is the barrier for code
+that did not await its own commits: it returns once everything appended so far is durable and
+applied.
 """
 
 import logging
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 
 import trio
@@ -31,6 +34,34 @@ from oj_trio.events import EventBase
 from oj_trio.state import MaterializedState
 
 log = logging.getLogger("oj.store")
+
+#: The seq of the newest commit made in the current context. Every request is served in a task of
+#: its own (so a context of its own): :meth:`Store.acknowledge` waits for exactly what the request
+#: itself committed, not for other requests' batches in flight.
+_COMMITTED: ContextVar[int] = ContextVar("oj_committed_seq", default=0)
+
+
+class Watch:
+    """Wakes its holder after applied batches that hold one of ``types`` (see :meth:`Store.watch`).
+
+    ``version`` counts such batches; read it, look at the state, then :meth:`wait_past` that
+    version: a batch applied in between is never missed.
+    """
+
+    def __init__(self, types: frozenset[type[EventBase]]) -> None:
+        self.types = types
+        self.version = 0
+        self._event = trio.Event()
+
+    def _notify(self) -> None:
+        self.version += 1
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait_past(self, version: int) -> None:
+        """Return once :attr:`version` is past ``version`` (at once if it already is)."""
+        while self.version <= version:
+            await self._event.wait()
 
 
 class Store:
@@ -70,6 +101,7 @@ class Store:
             run_blocking=run_blocking,
         )
         self._changed = trio.Event()
+        self._watches: list[Watch] = []
         self._snapshot_due = trio.Event()
         self._closed = False
 
@@ -105,7 +137,15 @@ class Store:
         if not events:
             return self.last_seq
         seqs = await self.writer.append(events)
+        if seqs[-1] > _COMMITTED.get():
+            _COMMITTED.set(seqs[-1])
         return seqs[-1]
+
+    async def acknowledge(self) -> None:
+        """Barrier before answering a request that changed state: return once every commit made
+        in this task's context is durable and applied (at once, without a checkpoint, when it
+        already is, which is the rule since :meth:`commit` waits for durability)."""
+        await self.wait_applied(_COMMITTED.get())
 
     async def flush(self) -> None:
         """Barrier: return once every event appended so far (by any task) is durable and applied.
@@ -125,6 +165,11 @@ class Store:
             self.last_seq = seq
         self._changed.set()
         self._changed = trio.Event()
+        if self._watches:
+            kinds = {type(event) for _, event in batch}
+            for watch in self._watches:
+                if not watch.types.isdisjoint(kinds):
+                    watch._notify()
         if self.last_seq - self.snapshot_seq >= self.snapshot_every:
             self._snapshot_due.set()
 
@@ -134,6 +179,18 @@ class Store:
     def changed(self) -> trio.Event:
         """An event set (and replaced) after the next applied batch. Grab it, check, then wait."""
         return self._changed
+
+    def watch(self, *types: type[EventBase]) -> Watch:
+        """A :class:`Watch` on batches holding events of ``types``, for as long as the store lives
+        (meant for long-lived services: one per service, created once)."""
+        watch = Watch(frozenset(types))
+        self._watches.append(watch)
+        return watch
+
+    async def wait_applied(self, seq: int) -> None:
+        """Return once the event ``seq`` is durable and applied (at once if it already is)."""
+        while self.last_seq < seq:
+            await self._changed.wait()
 
     async def wait_for_change(self, after_seq: int) -> int:
         """Wait until state moved past ``after_seq``; return the new :attr:`last_seq`."""

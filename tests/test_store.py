@@ -272,3 +272,60 @@ async def test_flush_raises_when_the_pending_batch_fails(tmp_path: Path) -> None
     assert len(errors) == 3 and all("No space left" in str(e) for e in errors)
     with pytest.raises(WalError, match="not writable after an earlier error"):
         await store.flush()
+
+
+async def test_a_watch_wakes_only_for_its_event_types(tmp_path: Path) -> None:
+    store, _ = Store.open(tmp_path)
+    watch = store.watch(ev.TimerSet, ev.TimerCancelled)
+    woken: list[int] = []
+
+    async def watcher() -> None:
+        seen = watch.version
+        await watch.wait_past(seen)
+        woken.append(store.last_seq)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            nursery.start_soon(watcher)
+            await trio.testing.wait_all_tasks_blocked()
+            await store.commit(push(1))  # a queue event: the watcher sleeps on
+            await store.commit(push(2))
+            await trio.testing.wait_all_tasks_blocked()
+            assert (woken, watch.version) == ([], 0)
+            await store.commit(push(3), ev.TimerSet(id="cooldown:p:idle:0", due_at_ms=5))
+            await trio.testing.wait_all_tasks_blocked()
+            assert (woken, watch.version) == ([4], 1)
+            await watch.wait_past(0)  # already past: immediate
+            await store.aclose()
+
+
+async def test_acknowledge_waits_for_this_tasks_commits_only(tmp_path: Path) -> None:
+    """The server's barrier before a reply: what *this* request committed, nothing else."""
+    gate = Gate()
+    store, _ = Store.open(tmp_path, run_blocking=gate)
+    acknowledged: list[str] = []
+
+    async def request_that_committed() -> None:
+        await store.commit(push(1))
+        await store.acknowledge()
+        acknowledged.append("committed")
+
+    async def request_that_committed_nothing() -> None:
+        await store.acknowledge()
+        acknowledged.append("nothing")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            nursery.start_soon(request_that_committed)
+            await trio.testing.wait_all_tasks_blocked()
+            assert store.writer.last_seq == 1 and store.last_seq == 0  # held by the gate
+            # another request's barrier does not wait for a batch that is not its own
+            nursery.start_soon(request_that_committed_nothing)
+            await trio.testing.wait_all_tasks_blocked()
+            assert acknowledged == ["nothing"]
+            gate.open.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert acknowledged == ["nothing", "committed"]
+            await store.aclose()

@@ -7,7 +7,7 @@ lists (:func:`all_routes`), and derives two rules from the flag instead of keepi
 * the shutdown gate: while the daemon drains, a request that changes state is refused with
   ``daemon is shutting down``; everything else (ping, status, queries) is still answered;
 * the durability rule: the reply to a request that changes state goes out only after every
-  event committed so far is durable (:meth:`~oj_trio.store.Store.flush`).
+  event it committed is durable (:meth:`~oj_trio.store.Store.acknowledge`).
 
 Handlers never touch the supervisor's internals: they get :class:`Services` (the runtime
 context, the supervisor's public face, the daemon's controls). Adding a verb touches its noun's

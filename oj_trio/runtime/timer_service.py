@@ -10,8 +10,9 @@ period. No business logic sleeps on its own (house review P3).
 
 The loop: find the earliest timer; if it is due, commit ``timer:start {id}`` for every due timer in
 one commit (due time, then id order), then route each by its kind (the id's prefix) to the handler
-registered for it; otherwise sleep until that deadline or until the state changes
-(:meth:`Store.wait_for_change`: a new, re-armed or cancelled timer), whichever comes first.
+registered for it; otherwise sleep until that deadline or until the timer table changes
+(a :meth:`Store.watch` on ``timer:*`` events: a new, re-armed or cancelled timer), whichever comes
+first.
 
 Delivery is **at most once**: ``timer:start`` is durable before the handler runs, so a crash in
 between loses that firing rather than repeating its side effects (SPEC §3: never re-run handled
@@ -130,6 +131,8 @@ class TimerService:
 
     async def _serve(self, handlers: trio.Nursery) -> None:
         store, clock = self.store, self.clock
+        # Woken only by batches that touch the timer table, not by every commit of every pipeline.
+        watch = store.watch(TimerSet, TimerCancelled, TimerStart)
         next_resync = -math.inf
         while True:
             if clock.syncs_with_wall and trio.current_time() >= next_resync:
@@ -137,7 +140,7 @@ class TimerService:
                 if drift:
                     log.info("clock re-synced with the wall clock: %+d ms", drift)
                 next_resync = trio.current_time() + self.resync_interval
-            seen = store.last_seq
+            seen = watch.version
             first = timers.earliest(store.state.timers)
             now = clock.now_ms()
             if first is not None and first[1] <= now:
@@ -150,7 +153,7 @@ class TimerService:
             if clock.syncs_with_wall:
                 deadline = min(deadline, next_resync)
             with trio.move_on_at(deadline):
-                await store.wait_for_change(seen)
+                await watch.wait_past(seen)
 
     def _route(self, handlers: trio.Nursery, timer_id: str, due_at_ms: int, now_ms: int) -> None:
         kind = timers.kind_of(timer_id)
