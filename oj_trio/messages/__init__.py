@@ -59,6 +59,7 @@ from .pipelines import GetPipelineQuery as GetPipelineQuery
 from .pipelines import ListPipelinesQuery as ListPipelinesQuery
 from .pipelines import PipelineCancelRequest as PipelineCancelRequest
 from .pipelines import PipelineDetail as PipelineDetail
+from .pipelines import PipelineIdentity as PipelineIdentity
 from .pipelines import PipelineLogsResponse as PipelineLogsResponse
 from .pipelines import PipelinePruneRequest as PipelinePruneRequest
 from .pipelines import PipelineResponse as PipelineResponse

@@ -53,8 +53,9 @@ class WaitPipelinesQuery(TypedDict):
     timeout_ms: NotRequired[int]
 
 
-class PipelineSummary(TypedDict):
-    """One pipeline in a list (``views.pipeline_summary``)."""
+class PipelineIdentity(TypedDict):
+    """What every pipeline view starts with; ``terminal`` because a step merely *named* done is
+    not the end (SPEC §4.5)."""
 
     id: str
     name: str
@@ -64,6 +65,11 @@ class PipelineSummary(TypedDict):
     terminal: bool
     namespace: str
     updated_at_ms: int
+
+
+class PipelineSummary(PipelineIdentity):
+    """One pipeline in a list (``views.pipeline_summary``)."""
+
     created_at_ms: int
 
 
@@ -77,17 +83,9 @@ class StepRecordDetail(TypedDict):
     agent_name: str | None
 
 
-class PipelineDetail(TypedDict):
+class PipelineDetail(PipelineIdentity):
     """One pipeline with its history (``views.pipeline_detail``)."""
 
-    id: str
-    name: str
-    kind: str
-    step: str
-    step_status: str
-    terminal: bool
-    namespace: str
-    updated_at_ms: int
     vars: dict[str, str]
     workspace_path: str | None
     session_id: str | None

@@ -5,24 +5,11 @@ Internal bookkeeping vars (``oj.*``) are never shown.
 
 from __future__ import annotations
 
-from typing import TypedDict
-
-from ..messages import PipelineDetail, PipelineSummary
+from ..messages import PipelineDetail, PipelineIdentity, PipelineSummary
 from ..state import Pipeline
 
 
-class _Identity(TypedDict):
-    id: str
-    name: str
-    kind: str
-    step: str
-    step_status: str
-    terminal: bool
-    namespace: str
-    updated_at_ms: int
-
-
-def _identity(p: Pipeline) -> _Identity:
+def _identity(p: Pipeline) -> PipelineIdentity:
     """What every pipeline view starts with, plus ``terminal`` (a step merely *named* done is
     not the end, SPEC §4.5)."""
     return {
