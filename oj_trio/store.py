@@ -15,9 +15,9 @@ flusher right after the fsync and before any waiter wakes, so the apply order is
 each event is applied exactly once per process. Readers use :attr:`Store.state` directly (trio is
 single-threaded: no locks) and :meth:`Store.wait_for_change` to long-poll. A service that cares
 about a few kinds of event only (the timer service: ``timer:*``) holds a :class:`Watch` instead,
-so it is not woken by every commit of every pipeline. :meth:`Store.flush` is the barrier for code
-that did not await its own commits: it returns once everything appended so far is durable and
-applied.
+so it is not woken by every commit of every pipeline. :meth:`Store.acknowledge` is the server's
+barrier before answering a request that changed state: everything that request committed is
+durable and applied.
 """
 
 import logging
@@ -146,17 +146,6 @@ class Store:
         in this task's context is durable and applied (at once, without a checkpoint, when it
         already is, which is the rule since :meth:`commit` waits for durability)."""
         await self.wait_applied(_COMMITTED.get())
-
-    async def flush(self) -> None:
-        """Barrier: return once every event appended so far (by any task) is durable and applied.
-
-        Immediate when nothing is pending; otherwise waits for the batches in flight (a few ms at
-        most) and defers a cancellation until they are done, like :meth:`commit`.
-
-        Raises:
-            WalError: a pending batch could not be written, or the WAL failed earlier.
-        """
-        await self.writer.barrier()
 
     def _on_durable(self, batch: list[tuple[int, EventBase]]) -> None:
         apply = self.state.apply

@@ -240,26 +240,6 @@ class WalWriter:
             raise WalError(f"WAL append failed: {batch.error}") from batch.error
         return list(range(first, first + len(encoded)))
 
-    async def barrier(self) -> None:
-        """Return once every append made so far is durable and has been through ``on_durable``.
-
-        Returns at once (without a checkpoint) when nothing is pending. Otherwise it waits for the
-        newest unfinished batch (batches finish in order, so every earlier one is done too), and,
-        like :meth:`append`, defers a cancellation until that outcome is known.
-
-        Raises:
-            WalError: that batch failed, or the writer failed earlier.
-        """
-        if self._failure is not None:
-            raise WalError(f"the WAL is not writable after an earlier error: {self._failure}")
-        batch = self._open if self._open.lines else self._inflight
-        if batch is None or batch.done:
-            return
-        batch.waiters.append(trio.lowlevel.current_task())
-        await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
-        if batch.error is not None:
-            raise WalError(f"WAL append failed: {batch.error}") from batch.error
-
     async def checkpoint(self, prepare: Callable[[int], Callable[[], object]]) -> int:
         """Run a snapshot between batches, then compact the WAL to the entries after it.
 

@@ -1,7 +1,7 @@
 """Group commit under trio and the Store: durable-then-applied, exactly once, snapshots while appending."""
 
 import errno
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -215,63 +215,6 @@ class Gate:
         if self.error is not None:
             raise self.error
         return fn()
-
-
-async def test_flush_waits_for_appends_in_flight_and_is_free_when_none(tmp_path: Path) -> None:
-    gate = Gate()
-    store, _ = Store.open(tmp_path, run_blocking=gate)
-    flushed: list[int] = []
-
-    async def flusher() -> None:
-        await store.flush()
-        flushed.append(store.last_seq)
-
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(store.run)
-            await store.flush()  # nothing appended: returns at once
-            nursery.start_soon(store.commit, push(1))  # not awaited by this task
-            await trio.testing.wait_all_tasks_blocked()
-            assert (store.writer.last_seq, store.last_seq) == (1, 0)  # appended, not durable
-            nursery.start_soon(flusher)
-            await trio.testing.wait_all_tasks_blocked()
-            assert flushed == []
-            gate.open.set()
-            await trio.testing.wait_all_tasks_blocked()
-            assert flushed == [1]
-            assert list(store.state.queue("q")) == ["item-1"]  # durable *and* applied
-            await store.aclose()
-    assert list(wal.replay(tmp_path).state.queue("q")) == ["item-1"]
-
-
-async def test_flush_raises_when_the_pending_batch_fails(tmp_path: Path) -> None:
-    gate = Gate(OSError(errno.ENOSPC, "No space left on device"))
-    store, _ = Store.open(tmp_path, run_blocking=gate)
-    errors: list[BaseException] = []
-
-    async def expect_wal_error(fn: Callable[[], Awaitable[object]]) -> None:
-        try:
-            await fn()
-        except WalError as exc:
-            errors.append(exc)
-
-    async def run_store(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await store.run(task_status=task_status)
-        except* WalError as group:  # Store.run's own nursery wraps it
-            errors.extend(group.exceptions)
-
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(run_store)
-            nursery.start_soon(expect_wal_error, lambda: store.commit(push(1)))
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(expect_wal_error, store.flush)
-            await trio.testing.wait_all_tasks_blocked()
-            gate.open.set()
-    assert len(errors) == 3 and all("No space left" in str(e) for e in errors)
-    with pytest.raises(WalError, match="not writable after an earlier error"):
-        await store.flush()
 
 
 async def test_a_watch_wakes_only_for_its_event_types(tmp_path: Path) -> None:
