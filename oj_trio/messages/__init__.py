@@ -2,7 +2,7 @@
 
 :mod:`.daemon` (ping, hello, status, shutdown, the ``Query`` envelope, and the ``Error``/``Ok``
 replies any noun may give), :mod:`.commands`, :mod:`.pipelines`, :mod:`.workspaces`,
-:mod:`.status`. This module re-exports every shape (``from oj_trio.messages import OkResponse``)
+:mod:`.status`, :mod:`.queues`, :mod:`.workers`. This module re-exports every shape (``from oj_trio.messages import OkResponse``)
 and holds the tables: :data:`REQUESTS`, :data:`QUERIES` and the :data:`Request`, :data:`Query`,
 :data:`Response` unions. Frames, validation and the ``Error`` builders are :mod:`oj_trio.protocol`.
 
@@ -72,10 +72,34 @@ from .pipelines import PipelineSummary as PipelineSummary
 from .pipelines import PrunedPipeline as PrunedPipeline
 from .pipelines import StepRecordDetail as StepRecordDetail
 from .pipelines import WaitPipelinesQuery as WaitPipelinesQuery
+from .queues import ListQueueItemsQuery as ListQueueItemsQuery
+from .queues import ListQueuesQuery as ListQueuesQuery
+from .queues import QueueDroppedResponse as QueueDroppedResponse
+from .queues import QueueDropRequest as QueueDropRequest
+from .queues import QueueItemsResponse as QueueItemsResponse
+from .queues import QueueItemView as QueueItemView
+from .queues import QueuePrunedResponse as QueuePrunedResponse
+from .queues import QueuePruneRequest as QueuePruneRequest
+from .queues import QueuePushedResponse as QueuePushedResponse
+from .queues import QueuePushRequest as QueuePushRequest
+from .queues import QueueRetriedResponse as QueueRetriedResponse
+from .queues import QueueRetryRequest as QueueRetryRequest
+from .queues import QueuesResponse as QueuesResponse
+from .queues import QueueSummary as QueueSummary
 from .status import NamespaceStatus as NamespaceStatus
 from .status import StatusOverviewQuery as StatusOverviewQuery
 from .status import StatusOverviewResponse as StatusOverviewResponse
 from .status import StatusPipeline as StatusPipeline
+from .workers import ListWorkersQuery as ListWorkersQuery
+from .workers import WorkerResizedResponse as WorkerResizedResponse
+from .workers import WorkerResizeRequest as WorkerResizeRequest
+from .workers import WorkerRestartRequest as WorkerRestartRequest
+from .workers import WorkersResponse as WorkersResponse
+from .workers import WorkersStoppedResponse as WorkersStoppedResponse
+from .workers import WorkerStartedResponse as WorkerStartedResponse
+from .workers import WorkerStartRequest as WorkerStartRequest
+from .workers import WorkerStopRequest as WorkerStopRequest
+from .workers import WorkerSummary as WorkerSummary
 from .workspaces import GetWorkspaceQuery as GetWorkspaceQuery
 from .workspaces import ListWorkspacesQuery as ListWorkspacesQuery
 from .workspaces import RemovedWorkspace as RemovedWorkspace
@@ -109,6 +133,14 @@ REQUESTS = (
     WorkspaceDropFailedRequest,
     WorkspaceDropAllRequest,
     WorkspacePruneRequest,
+    QueuePushRequest,
+    QueueDropRequest,
+    QueueRetryRequest,
+    QueuePruneRequest,
+    WorkerStartRequest,
+    WorkerStopRequest,
+    WorkerRestartRequest,
+    WorkerResizeRequest,
 )
 
 #: Every query a ``Query`` request may carry.
@@ -120,6 +152,9 @@ QUERIES = (
     ListWorkspacesQuery,
     GetWorkspaceQuery,
     StatusOverviewQuery,
+    ListQueuesQuery,
+    ListQueueItemsQuery,
+    ListWorkersQuery,
 )
 
 Request: TypeAlias = (
@@ -137,6 +172,14 @@ Request: TypeAlias = (
     | WorkspaceDropFailedRequest
     | WorkspaceDropAllRequest
     | WorkspacePruneRequest
+    | QueuePushRequest
+    | QueueDropRequest
+    | QueueRetryRequest
+    | QueuePruneRequest
+    | WorkerStartRequest
+    | WorkerStopRequest
+    | WorkerRestartRequest
+    | WorkerResizeRequest
 )
 Query: TypeAlias = (
     ListPipelinesQuery
@@ -146,6 +189,9 @@ Query: TypeAlias = (
     | ListWorkspacesQuery
     | GetWorkspaceQuery
     | StatusOverviewQuery
+    | ListQueuesQuery
+    | ListQueueItemsQuery
+    | ListWorkersQuery
 )
 #: Everything the daemon answers with; a handler is typed ``-> Response`` (or a member).
 Response: TypeAlias = (
@@ -169,4 +215,14 @@ Response: TypeAlias = (
     | WorkspacesResponse
     | WorkspaceResponse
     | StatusOverviewResponse
+    | QueuePushedResponse
+    | QueueDroppedResponse
+    | QueueRetriedResponse
+    | QueuePrunedResponse
+    | QueuesResponse
+    | QueueItemsResponse
+    | WorkerStartedResponse
+    | WorkersStoppedResponse
+    | WorkerResizedResponse
+    | WorkersResponse
 )
