@@ -36,6 +36,16 @@ Tags and fields follow reference §5.2. Additions and changes this implementatio
 * ``queue:failed.error`` is optional, ``queue:taken.worker_name`` records who took the item.
   ``queue:failed.at_ms`` (optional, ``0`` in older WALs) is when the item failed: the start of its
   retry cooldown.
+* ``queue:completed.at_ms`` and ``queue:item_dead.at_ms`` (optional, ``0`` in older WALs): when the
+  item ended, so ``oj queue prune`` can keep the last 12 hours.
+* ``worker:started.restart`` (optional): ``oj worker restart`` re-reads the runbook and drops a
+  concurrency set by ``worker:resized {worker_name, namespace, concurrency}`` (``oj worker resize``:
+  durable across restarts and ``oj worker start`` until the next resize or restart).
+* ``worker:item_dispatched`` also records which item a pipeline works on, until
+  ``worker:item_settled {worker_name, namespace, pipeline_id}`` says its outcome reached the queue
+  (committed with ``queue:completed``/``queue:failed``, or alone for an external queue). A pipeline
+  that ended without a settled item is settled at the next start; a claim whose pipeline was never
+  created is put back.
 * ``worker:poll_complete.namespace`` and ``worker:deleted {worker_name, namespace}``: workers are keyed
   ``ns/name`` everywhere (reference §10 #5); ``worker:deleted`` removes a record (e.g. prune) so the
   worker counts as never started again for auto-start (SPEC §4.4).
@@ -387,6 +397,24 @@ class WorkerStarted(EventBase):
     queue_name: str
     concurrency: int
     namespace: str = ""
+    #: ``oj worker restart``: a concurrency set by ``oj worker resize`` ends here.
+    restart: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class WorkerResized(EventBase):
+    TAG = "worker:resized"
+    worker_name: str
+    concurrency: int
+    namespace: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class WorkerItemSettled(EventBase):
+    TAG = "worker:item_settled"
+    worker_name: str
+    pipeline_id: str
+    namespace: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -452,6 +480,7 @@ class QueueCompleted(EventBase):
     queue_name: str
     item_id: str
     namespace: str = ""
+    at_ms: int = 0  # 0: written before the field existed
 
 
 @attrs.frozen(kw_only=True)
@@ -479,6 +508,7 @@ class QueueItemDead(EventBase):
     queue_name: str
     item_id: str
     namespace: str = ""
+    at_ms: int = 0  # 0: written before the field existed
 
 
 @attrs.frozen(kw_only=True)

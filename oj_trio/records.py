@@ -151,6 +151,15 @@ class Worker:
     concurrency: int
     status: WorkerStatus = WorkerStatus.RUNNING
     active_pipeline_ids: list[str] = attrs.Factory(list)
+    #: Pipelines dispatched for an item whose outcome has not reached the queue yet (pipeline id →
+    #: item id). Outlives the pipeline's end until ``worker:item_settled``.
+    items: dict[str, str] = attrs.Factory(dict)
+    #: Set by ``oj worker resize``; wins over the runbook's ``concurrency`` until a restart.
+    resized_to: int | None = None
+
+    @property
+    def effective_concurrency(self) -> int:
+        return self.resized_to if self.resized_to is not None else self.concurrency
 
 
 @attrs.define
@@ -167,3 +176,6 @@ class QueueItem:
     #: ``at_ms`` of the latest ``queue:failed`` (0: never, or recorded before events carried it);
     #: the start of the retry cooldown.
     failed_at_ms: int = 0
+    #: When the item became ``completed`` or ``dead`` (0: not ended, or recorded before events
+    #: carried it); ``oj queue prune`` keeps the last 12 hours.
+    ended_at_ms: int = 0

@@ -27,6 +27,7 @@ CATALOGUE = {
 }  # fmt: skip
 ADDITIONS = {
     "shell:spawned", "pipeline:action_attempted", "worker:deleted", "timer:set", "timer:cancelled",
+    "worker:resized", "worker:item_settled",
 }  # fmt: skip
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)

@@ -46,6 +46,7 @@ def _queue_completed(s: "MaterializedState", e: ev.QueueCompleted) -> None:
     item = _item(s, e.namespace, e.queue_name, e.item_id)
     if item is not None:
         item.status = QueueItemStatus.COMPLETED
+        item.ended_at_ms = e.at_ms
 
 
 def _queue_failed(s: "MaterializedState", e: ev.QueueFailed) -> None:
@@ -62,6 +63,7 @@ def _queue_item_retry(s: "MaterializedState", e: ev.QueueItemRetry) -> None:
     if item is not None:
         item.status = QueueItemStatus.PENDING
         item.worker_name = None
+        item.ended_at_ms = 0
         if e.manual:
             item.failure_count = 0  # SPEC §4.3: manual retry resets, automatic keeps counting
 
@@ -70,6 +72,7 @@ def _queue_item_dead(s: "MaterializedState", e: ev.QueueItemDead) -> None:
     item = _item(s, e.namespace, e.queue_name, e.item_id)
     if item is not None:
         item.status = QueueItemStatus.DEAD
+        item.ended_at_ms = e.at_ms
 
 
 def _queue_dropped(s: "MaterializedState", e: ev.QueueDropped) -> None:

@@ -34,13 +34,31 @@ def _worker_started(s: "MaterializedState", e: ev.WorkerStarted) -> None:
         concurrency=e.concurrency,
         status=WorkerStatus.RUNNING,
         active_pipeline_ids=old.active_pipeline_ids if old is not None else [],
+        items=old.items if old is not None else {},
+        resized_to=None if old is None or e.restart else old.resized_to,
     )
 
 
 def _worker_item_dispatched(s: "MaterializedState", e: ev.WorkerItemDispatched) -> None:
     w = s.workers.get(scoped_key(e.namespace, e.worker_name))
-    if w is not None and e.pipeline_id not in w.active_pipeline_ids:
-        w.active_pipeline_ids.append(e.pipeline_id)
+    if w is not None:
+        if e.pipeline_id not in w.active_pipeline_ids:
+            w.active_pipeline_ids.append(e.pipeline_id)
+        w.items[e.pipeline_id] = e.item_id
+
+
+def _worker_item_settled(s: "MaterializedState", e: ev.WorkerItemSettled) -> None:
+    w = s.workers.get(scoped_key(e.namespace, e.worker_name))
+    if w is not None:
+        w.items.pop(e.pipeline_id, None)
+        if e.pipeline_id in w.active_pipeline_ids:
+            w.active_pipeline_ids.remove(e.pipeline_id)
+
+
+def _worker_resized(s: "MaterializedState", e: ev.WorkerResized) -> None:
+    w = s.workers.get(scoped_key(e.namespace, e.worker_name))
+    if w is not None:
+        w.resized_to = e.concurrency
 
 
 def _worker_stopped(s: "MaterializedState", e: ev.WorkerStopped) -> None:
@@ -57,5 +75,7 @@ HANDLERS: ReducerTable = table(
     on(ev.WorkerStarted, _worker_started),
     on(ev.WorkerItemDispatched, _worker_item_dispatched),
     on(ev.WorkerStopped, _worker_stopped),
+    on(ev.WorkerItemSettled, _worker_item_settled),
+    on(ev.WorkerResized, _worker_resized),
     on(ev.WorkerDeleted, _worker_deleted),
 )
