@@ -15,8 +15,9 @@ The durable timer service (:mod:`oj_trio.runtime.timer_service`) runs here too: 
 register a handler per timer kind on :attr:`Supervisor.timers` before :meth:`Supervisor.run`,
 and arm timers with :func:`~oj_trio.runtime.timer_service.set_timer`; timers armed before a
 restart fire at their original deadlines. A drain stops it first, so no timer starts work while
-the daemon stops. Services of later nouns (workers, agents, crons) are started here as well,
-after their own reconcile.
+the daemon stops. The worker service (:mod:`oj_trio.runtime.workers`) starts after its own
+reconcile; it dispatches nothing while the daemon drains. Services of later nouns (agents,
+crons) are started here as well.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from .runtime.context import RuntimeContext
 from .runtime.pipeline_driver import PipelineDriver, PipelineTask, commit_outcome
 from .runtime.step_runners import RUNNERS, StepRunner
 from .runtime.timer_service import TimerService
+from .runtime.workers import WorkerService
 from .state import StepStatus
 from .store import Store
+from .timers import QUEUE_RETRY
 
 log = logging.getLogger("oj.runtime")
 
@@ -68,6 +71,9 @@ class Supervisor:
         self.driver = PipelineDriver(self.ctx, draining=lambda: self._draining, runners=runners)
         self.timers = TimerService(store, self.ctx.clock)
         self._timer_scope = trio.CancelScope()
+        self.workers = WorkerService(self.ctx, self)
+        self.timers.register(QUEUE_RETRY, self.workers.on_retry_timer)
+        self.ctx.pipeline_end_hooks.append(self.workers.pipeline_ended)
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, PipelineTask] = {}
         self._draining = False
@@ -85,6 +91,7 @@ class Supervisor:
                 if not pipeline.terminal and pipeline.step_status != StepStatus.WAITING:
                     self.spawn(pipeline.id)
             await nursery.start(self._serve_timers)
+            await nursery.start(self.workers.run)
             task_status.started()
             await trio.sleep_forever()
 
@@ -111,6 +118,9 @@ class Supervisor:
 
     def is_driving(self, pipeline_id: str) -> bool:
         return pipeline_id in self._tasks
+
+    def is_draining(self) -> bool:
+        return self._draining
 
     def start_soon_background(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         if self._nursery is not None:

@@ -63,7 +63,12 @@ class Daemon:
         sock_path = paths.socket_path(self.state_dir)
         sdnotify.notify("STATUS=replaying state")
         self.runtime = Supervisor(self.store, self.state_dir)
-        self.services = Services(ctx=self.runtime.ctx, supervisor=self.runtime, daemon=self)
+        self.services = Services(
+            ctx=self.runtime.ctx,
+            supervisor=self.runtime,
+            daemon=self,
+            workers=self.runtime.workers,
+        )
         self._started_ms = self.runtime.ctx.clock.now_ms()
         async with trio.open_nursery() as root:
             await root.start(self.store.run)

@@ -26,6 +26,7 @@ from ..messages import (
     Response,
 )
 from ..runtime.context import RuntimeContext, Supervision
+from ..runtime.workers import WorkerService
 
 
 class DaemonControl(Protocol):
@@ -43,6 +44,7 @@ class Services:
     ctx: RuntimeContext
     supervisor: Supervision
     daemon: DaemonControl
+    workers: WorkerService
 
 
 #: A handler takes its request's (or query's) shape from :mod:`oj_trio.messages` and returns
@@ -62,7 +64,7 @@ class Route:
 
 def all_routes() -> list[Route]:
     """Every noun's routes (the server's dispatch table is built from this)."""
-    from . import commands, daemon, pipelines, status, workspaces
+    from . import commands, daemon, pipelines, queues, status, workers, workspaces
 
     return [
         *daemon.ROUTES,
@@ -70,4 +72,6 @@ def all_routes() -> list[Route]:
         *commands.ROUTES,
         *pipelines.ROUTES,
         *workspaces.ROUTES,
+        *queues.ROUTES,
+        *workers.ROUTES,
     ]

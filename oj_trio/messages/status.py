@@ -9,6 +9,9 @@ from ._shape import TypedDict
 if TYPE_CHECKING:
     from typing import Any, Literal, NotRequired
 
+    from .queues import QueueSummary
+    from .workers import WorkerSummary
+
 
 class StatusOverviewQuery(TypedDict):
     type: Literal["StatusOverview"]
@@ -25,14 +28,15 @@ class StatusPipeline(TypedDict):
 
 
 class NamespaceStatus(TypedDict):
-    """One namespace with something live (``views.status_overview``). Workers, queues and
-    agents do not exist yet; their lists are always empty."""
+    """One namespace with something live (``views.status_overview``): its workers, and its
+    persisted queues that have pending, active, failed or dead items. Agents do not exist yet;
+    their list is always empty."""
 
     namespace: str
     active_pipelines: list[StatusPipeline]
     escalated_pipelines: list[StatusPipeline]
-    workers: list[dict[str, Any]]
-    queues: list[dict[str, Any]]
+    workers: list[WorkerSummary]
+    queues: list[QueueSummary]
     active_agents: list[dict[str, Any]]
 
 

@@ -20,7 +20,7 @@ from .. import paths
 from ..clock import Clock
 from ..pipeline_log import PipelineLog
 from ..settings import env_seconds
-from ..state import MaterializedState
+from ..state import MaterializedState, Pipeline
 from ..store import Store
 from .runbook_cache import RunbookCache
 
@@ -37,6 +37,9 @@ class RuntimeContext:
     runbooks: RunbookCache
     #: Seconds a step's process group gets between SIGTERM and SIGKILL.
     step_grace: float
+    #: Called with every pipeline that ended, after its own side effects (the worker service
+    #: settles the pipeline's queue item here).
+    pipeline_end_hooks: list[Callable[[Pipeline], Awaitable[None]]] = attrs.Factory(list)
 
     @classmethod
     def build(
@@ -74,6 +77,9 @@ class Supervision(Protocol):
 
     def is_driving(self, pipeline_id: str) -> bool:
         """Whether a task drives ``pipeline_id`` right now."""
+
+    def is_draining(self) -> bool:
+        """Whether the daemon is stopping (no new work starts)."""
 
     async def cancel(self, pipeline_id: str) -> None:
         """Cancel a pipeline and wait (bounded) until the cancellation is durable."""

@@ -205,6 +205,8 @@ class PipelineDriver:
         else:
             message = definition.notify.on_fail if definition is not None else None
         ctx.log.close(p.id)
+        for hook in ctx.pipeline_end_hooks:
+            await hook(p)
         if message:
             context = pipeline_context(p, extra={"error": p.error or ""})
             await notify(p.name, templates.interpolate(message, context, env=ctx.env))

@@ -16,7 +16,7 @@ import trio
 from .. import events as ev
 from ..errors import OjError
 from ..pipeline_setup import shell_command_runbook
-from ..runbook.model import Command, Runbook, RunShell
+from ..runbook.model import Command, Queue, Runbook, RunShell, Worker
 from ..runbook.model import Pipeline as PipelineDef
 from ..state import Pipeline
 from ..store import Store
@@ -39,17 +39,20 @@ class RunbookCache:
 
     def runbook_for(self, p: Pipeline) -> Runbook:
         """The runbook ``p`` was created from, decoded once from state."""
-        runbook = self._by_hash.get(p.runbook_hash)
+        return self.by_hash(p.runbook_hash, f"of pipeline {p.id[:12]}")
+
+    def by_hash(self, digest: str, owner: str = "") -> Runbook:
+        """A runbook stored in state (``runbook:loaded``), decoded once."""
+        runbook = self._by_hash.get(digest)
         if runbook is None:
             from ..runbook import runbook_from_json
 
-            stored = self._store.state.runbooks.get(p.runbook_hash)
+            stored = self._store.state.runbooks.get(digest)
             if stored is None:
-                raise OjError(
-                    f"runbook {p.runbook_hash[:12]} of pipeline {p.id[:12]} is not in state"
-                )
+                of = f" {owner}" if owner else ""
+                raise OjError(f"runbook {digest[:12]}{of} is not in state")
             runbook = runbook_from_json(stored.data)
-            self._by_hash[p.runbook_hash] = runbook
+            self._by_hash[digest] = runbook
         return runbook
 
     def pipeline_def(self, p: Pipeline) -> PipelineDef:
@@ -67,6 +70,26 @@ class RunbookCache:
 
         async with self._load_lock:
             return await trio.to_thread.run_sync(find_command, root, name, runbook_file)
+
+    async def find_queue(self, root: Path, name: str) -> tuple[Runbook, Queue]:
+        from ..runbook import find_queue
+
+        async with self._load_lock:
+            return await trio.to_thread.run_sync(find_queue, root, name)
+
+    async def find_worker(self, root: Path, name: str) -> tuple[Runbook, Worker]:
+        from ..runbook import find_worker
+
+        async with self._load_lock:
+            return await trio.to_thread.run_sync(find_worker, root, name)
+
+    async def project(self, root: Path) -> list[Runbook]:
+        """The project's valid runbooks (broken files are skipped, as ``oj run`` does)."""
+        from ..runbook import load_project
+
+        async with self._load_lock:
+            loaded = await trio.to_thread.run_sync(load_project, root)
+        return [item.runbook for item in loaded if item.ok and item.runbook is not None]
 
     async def list_commands(self, root: Path) -> str:
         """The project's commands, formatted as ``oj run`` lists them."""

@@ -6,6 +6,8 @@ from typing import TypedDict
 
 from ..messages import NamespaceStatus, StatusPipeline
 from ..state import MaterializedState, StepStatus
+from .queues import queue_summary
+from .workers import worker_summary
 
 
 class Counts(TypedDict):
@@ -23,13 +25,12 @@ def counts(state: MaterializedState) -> Counts:
 def status_overview(state: MaterializedState, now_ms: int) -> list[NamespaceStatus]:
     """`NamespaceStatus` per namespace with something live, sorted by namespace."""
     by_ns: dict[str, NamespaceStatus] = {}
-    for p in state.pipelines.values():
-        if p.terminal:
-            continue
-        ns = by_ns.setdefault(
-            p.namespace,
+
+    def section(namespace: str) -> NamespaceStatus:
+        return by_ns.setdefault(
+            namespace,
             {
-                "namespace": p.namespace,
+                "namespace": namespace,
                 "active_pipelines": [],
                 "escalated_pipelines": [],
                 "workers": [],
@@ -37,6 +38,11 @@ def status_overview(state: MaterializedState, now_ms: int) -> list[NamespaceStat
                 "active_agents": [],
             },
         )
+
+    for p in state.pipelines.values():
+        if p.terminal:
+            continue
+        ns = section(p.namespace)
         entry: StatusPipeline = {
             "id": p.id,
             "name": p.name,
@@ -50,4 +56,15 @@ def status_overview(state: MaterializedState, now_ms: int) -> list[NamespaceStat
             ns["escalated_pipelines"].append(entry)
         else:
             ns["active_pipelines"].append(entry)
+    for w in sorted(state.workers.values(), key=lambda w: w.name):
+        section(w.namespace)["workers"].append(worker_summary(w))
+    for items in state.queue_items.values():
+        first = next(iter(items.values()), None)
+        if first is None:
+            continue
+        summary = queue_summary(first.queue_name, first.namespace, "persisted", items.values(), [])
+        if summary["pending"] or summary["active"] or summary["dead"] or summary["failed"]:
+            section(first.namespace)["queues"].append(summary)
+    for ns in by_ns.values():
+        ns["queues"].sort(key=lambda q: q["name"])
     return [by_ns[k] for k in sorted(by_ns)]

@@ -1,0 +1,101 @@
+"""The one interface between the worker loop and a queue, and the values that cross it.
+
+A backend serves one queue of one namespace. The worker loop (:mod:`oj_trio.runtime.workers`)
+asks it for up to ``limit`` items (:meth:`QueueBackend.claim`), creates a pipeline per claimed
+item, and reports each pipeline's outcome (:meth:`~QueueBackend.complete`,
+:meth:`~QueueBackend.fail` with a retry time or none, :meth:`~QueueBackend.release` for a claim
+whose pipeline never came to exist). Every call that changes something is durable when it
+returns.
+
+Why a claim is its own durable step, separate from creating the pipeline: in a backend shared by
+several daemons (PostgreSQL) the claim happens in the database and the pipeline in this daemon's
+WAL; no single commit can hold both. So a claim records which pipeline id it is for
+(``worker:item_dispatched``), and a restart reconciles: a claim whose pipeline does not exist is
+released, a pipeline that ended without its outcome reaching the queue is settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import attrs
+
+from ..errors import OjError
+
+
+class QueueError(OjError):
+    """A queue cannot be used as asked (unknown, wrong type, its ``list``/``take`` failed…)."""
+
+
+@attrs.frozen
+class WorkerRef:
+    """Who claims: a worker of a namespace."""
+
+    name: str
+    namespace: str
+
+
+@attrs.frozen
+class Claim:
+    """An item now held by a worker, for the pipeline ``pipeline_id`` (not created yet)."""
+
+    item_id: str
+    data: Mapping[str, str]
+    pipeline_id: str
+
+
+@attrs.frozen
+class Counts:
+    pending: int = 0
+    active: int = 0
+    failed: int = 0
+    dead: int = 0
+    completed: int = 0
+
+
+class QueueBackend(Protocol):
+    """One queue of one namespace, as the worker loop sees it."""
+
+    #: Seconds between polls when nothing wakes the worker (external queues' ``poll``); None:
+    #: the backend's producers wake the worker themselves (a push does).
+    poll_interval: float | None
+
+    async def claim(
+        self,
+        worker: WorkerRef,
+        limit: int,
+        in_flight: frozenset[str],
+        new_pipeline_id: Callable[[], str],
+    ) -> list[Claim]:
+        """Take up to ``limit`` items not in ``in_flight`` (item ids this worker already runs),
+        durably, each recorded as dispatched to a fresh pipeline id.
+
+        Raises:
+            QueueError: the queue cannot be read (the worker logs it and tries again later).
+        """
+        ...
+
+    async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
+        """The item's pipeline ended ``done``."""
+        ...
+
+    async def fail(
+        self,
+        worker: WorkerRef,
+        pipeline_id: str,
+        item_id: str,
+        error: str,
+        retry_at_ms: int | None,
+    ) -> None:
+        """The item's pipeline failed: retry it at ``retry_at_ms``, or (None) it is dead."""
+        ...
+
+    async def release(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
+        """The claim's pipeline was never created (a crash in between): the item is free again,
+        and this does not count as a failure."""
+        ...
+
+    def failures(self, item_id: str) -> int:
+        """How often the item has failed so far (0 for queues that do not count)."""
+        ...

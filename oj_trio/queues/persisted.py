@@ -1,0 +1,126 @@
+"""A persisted queue: items live in the daemon's state, every change is a ``queue:*`` event.
+
+A claim is one commit (``queue:taken`` + ``worker:item_dispatched`` per item), and so is each
+outcome (``queue:completed``, or ``queue:failed`` with its retry timer or ``queue:item_dead``,
+together with ``worker:item_settled``). The retry timer (``queue-retry:<ns/queue>:<item>``) is
+durable: a cooldown interrupted by a restart fires at its original deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .. import events as ev
+from ..clock import Clock
+from ..records import QueueItemStatus
+from ..store import Store
+from ..timers import queue_retry_id
+from .backend import Claim, WorkerRef
+
+
+class PersistedQueue:
+    """The :class:`~oj_trio.queues.backend.QueueBackend` of one persisted queue."""
+
+    poll_interval: float | None = None
+
+    def __init__(self, store: Store, clock: Clock, namespace: str, queue_name: str) -> None:
+        self.store = store
+        self.clock = clock
+        self.namespace = namespace
+        self.queue_name = queue_name
+
+    async def claim(
+        self,
+        worker: WorkerRef,
+        limit: int,
+        in_flight: frozenset[str],
+        new_pipeline_id: Callable[[], str],
+    ) -> list[Claim]:
+        claims: list[Claim] = []
+        if limit <= 0:
+            return claims
+        for item in self.store.state.queue(self.queue_name, self.namespace).values():
+            if item.status == QueueItemStatus.PENDING and item.id not in in_flight:
+                claims.append(Claim(item.id, dict(item.data), new_pipeline_id()))
+                if len(claims) == limit:
+                    break
+        if claims:
+            events: list[ev.EventBase] = []
+            for c in claims:
+                events.append(
+                    ev.QueueTaken(
+                        queue_name=self.queue_name,
+                        item_id=c.item_id,
+                        worker_name=worker.name,
+                        namespace=self.namespace,
+                    )
+                )
+                events.append(self._dispatched(worker, c.pipeline_id, c.item_id))
+            await self.store.commit(*events)
+        return claims
+
+    async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
+        await self.store.commit(
+            ev.QueueCompleted(
+                queue_name=self.queue_name,
+                item_id=item_id,
+                namespace=self.namespace,
+                at_ms=self.clock.now_ms(),
+            ),
+            self._settled(worker, pipeline_id),
+        )
+
+    async def fail(
+        self,
+        worker: WorkerRef,
+        pipeline_id: str,
+        item_id: str,
+        error: str,
+        retry_at_ms: int | None,
+    ) -> None:
+        at = self.clock.now_ms()
+        failed = ev.QueueFailed(
+            queue_name=self.queue_name,
+            item_id=item_id,
+            error=error,
+            namespace=self.namespace,
+            at_ms=at,
+        )
+        then: ev.EventBase
+        if retry_at_ms is None:
+            then = ev.QueueItemDead(
+                queue_name=self.queue_name, item_id=item_id, namespace=self.namespace, at_ms=at
+            )
+        else:
+            timer = queue_retry_id(self.namespace, self.queue_name, item_id)
+            then = ev.TimerSet(id=timer, due_at_ms=retry_at_ms)
+        await self.store.commit(failed, then, self._settled(worker, pipeline_id))
+
+    async def release(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
+        item = self.store.state.queue(self.queue_name, self.namespace).get(item_id)
+        events: list[ev.EventBase] = []
+        if item is not None and item.status == QueueItemStatus.ACTIVE:
+            events.append(
+                ev.QueueItemRetry(
+                    queue_name=self.queue_name, item_id=item_id, namespace=self.namespace
+                )
+            )
+        events.append(self._settled(worker, pipeline_id))
+        await self.store.commit(*events)
+
+    def failures(self, item_id: str) -> int:
+        item = self.store.state.queue(self.queue_name, self.namespace).get(item_id)
+        return item.failure_count if item is not None else 0
+
+    def _dispatched(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> ev.EventBase:
+        return ev.WorkerItemDispatched(
+            worker_name=worker.name,
+            item_id=item_id,
+            pipeline_id=pipeline_id,
+            namespace=worker.namespace,
+        )
+
+    def _settled(self, worker: WorkerRef, pipeline_id: str) -> ev.EventBase:
+        return ev.WorkerItemSettled(
+            worker_name=worker.name, pipeline_id=pipeline_id, namespace=worker.namespace
+        )

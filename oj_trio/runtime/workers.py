@@ -1,0 +1,413 @@
+"""Workers: drain a queue into handler pipelines, at most ``concurrency`` at a time.
+
+Each worker record that is ``running`` has one loop task here: dispatch (claim up to the free
+slots from the queue's backend, create a pipeline per item), then sleep until woken — by a push
+to its queue, a retry timer, the end of one of its pipelines, a start/resize, or (external
+queues with ``poll``) the poll interval. The worker never owns its pipelines: they belong to the
+supervisor's nursery (SPEC §2), and the worker only counts them (``active_pipeline_ids`` in its
+durable record, so concurrency holds across a restart).
+
+``oj worker stop`` (seed 000) flips the record to ``stopped`` and cancels nothing: its pipelines
+run to completion and their items complete or fail; the loop dispatches nothing — not on a
+wake, a pipeline end or a push — until ``oj worker start``. A push auto-starts a worker that was
+never started (seed 001); a stopped one stays stopped (SPEC §4.4).
+
+When a pipeline ends, its item's outcome goes to the queue (``done`` → completed; otherwise
+failed, then retried after the cooldown or dead, :mod:`oj_trio.queues.retry`). A restart
+reconciles: a claim whose pipeline was never created is released, a pipeline that ended without
+its outcome reaching the queue is settled, a failed item whose retry timer fired without the
+retry being recorded is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import trio
+
+from .. import events as ev
+from ..errors import NotFoundError, OjError
+from ..pipeline_setup import prepare_pipeline
+from ..queues import retry
+from ..queues.backend import QueueBackend, QueueError, WorkerRef
+from ..queues.external import ExternalQueue
+from ..queues.persisted import PersistedQueue
+from ..records import QueueItemStatus, Worker, WorkerStatus, scoped_key
+from ..runbook.model import Pipeline as PipelineDef
+from ..runbook.model import Queue, Runbook
+from ..runbook.model import Worker as WorkerDef
+from ..state import Pipeline
+from ..timers import QueueRetryTimer
+from .context import RuntimeContext, Supervision
+from .pipeline_start import start_pipelines
+from .timer_service import FiredTimer
+
+log = logging.getLogger("oj.workers")
+
+
+@attrs.frozen
+class Definition:
+    """A worker's runbook entities, from the runbook stored when it was started."""
+
+    runbook: Runbook
+    worker: WorkerDef
+    queue: Queue
+    pipeline: PipelineDef
+
+
+def worker_definition(runbook: Runbook, name: str) -> Definition:
+    """Validate a worker against its runbook (reference §3.4 errors).
+
+    Raises:
+        NotFoundError: the worker, its queue or its handler pipeline is not in the runbook.
+    """
+    worker = runbook.workers.get(name)
+    if worker is None:
+        raise NotFoundError(f"no runbook found containing worker '{name}'")
+    queue = runbook.queues.get(worker.queue)
+    if queue is None:
+        raise NotFoundError(f"worker '{name}' references unknown queue '{worker.queue}'")
+    pipeline = runbook.pipelines.get(worker.pipeline)
+    if pipeline is None:
+        raise NotFoundError(f"worker '{name}' references unknown pipeline '{worker.pipeline}'")
+    return Definition(runbook, worker, queue, pipeline)
+
+
+def item_vars(definition: PipelineDef, item_id: str, data: dict[str, str]) -> dict[str, str]:
+    """The handler pipeline's vars for an item: ``item.<field>``, ``item.id``, and the item under
+    the pipeline's first declared var (``${var.<first>.<field>}``)."""
+    values = {f"item.{k}": v for k, v in data.items()}
+    values.setdefault("item.id", item_id)
+    if definition.vars:
+        first = definition.vars[0]
+        values.update({f"{first}.{k}": v for k, v in data.items()})
+        values.setdefault(f"{first}.id", item_id)
+    return values
+
+
+class WorkerService:
+    """Every worker's loop, their wake-ups, and the settling of their items."""
+
+    def __init__(self, ctx: RuntimeContext, supervisor: Supervision) -> None:
+        self.ctx = ctx
+        self.supervisor = supervisor
+        self._wakes: dict[str, trio.Event] = {}
+        self._nursery: trio.Nursery | None = None
+        #: queue key → the last error reading an external queue (None once it reads fine).
+        self.queue_errors: dict[str, str] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Reconcile after a restart, then run a loop per running worker until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self.reconcile()
+            for key, record in list(self.ctx.state.workers.items()):
+                if record.status == WorkerStatus.RUNNING:
+                    self.wake(key)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def wake(self, key: str) -> None:
+        """Make the worker ``key`` look at its queue (starting its loop if it has none)."""
+        event = self._wakes.get(key)
+        if event is not None:
+            event.set()
+            return
+        if self._nursery is None:
+            return
+        self._wakes[key] = trio.Event()
+        self._nursery.start_soon(self._loop, key, name=f"worker {key}")
+
+    def wake_queue(self, namespace: str, queue_name: str) -> None:
+        for key, record in self.ctx.state.workers.items():
+            if record.namespace == namespace and record.queue_name == queue_name:
+                self.wake(key)
+
+    async def _loop(self, key: str) -> None:
+        try:
+            while True:
+                record = self.ctx.state.workers.get(key)
+                if record is None:
+                    return
+                self._wakes[key] = wake = trio.Event()
+                poll: float | None = None
+                if record.status == WorkerStatus.RUNNING and not self.supervisor.is_draining():
+                    poll = await self._dispatch_safely(record)
+                with trio.move_on_after(poll if poll else math.inf):
+                    await wake.wait()
+        finally:
+            self._wakes.pop(key, None)
+
+    async def _dispatch_safely(self, record: Worker) -> float | None:
+        """Dispatch what fits; return the backend's poll interval. Never raises an OjError."""
+        try:
+            definition = self.definition(record)
+            backend = self.backend(record, definition.queue)
+            await self._dispatch(record, definition, backend)
+            return backend.poll_interval
+        except QueueError as exc:
+            log.warning("worker %s: %s", record.name, exc)
+        except OjError as exc:
+            log.error("worker %s: %s", record.name, exc)
+        return None
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def definition(self, record: Worker) -> Definition:
+        runbook = self.ctx.runbooks.by_hash(record.runbook_hash, f"of worker {record.name}")
+        return worker_definition(runbook, record.name)
+
+    def backend(self, record: Worker, queue: Queue) -> QueueBackend:
+        if queue.type == "persisted":
+            return PersistedQueue(self.ctx.store, self.ctx.clock, record.namespace, queue.name)
+        key = scoped_key(record.namespace, queue.name)
+
+        def report(error: str | None) -> None:
+            if error is None:
+                self.queue_errors.pop(key, None)
+            else:
+                self.queue_errors[key] = error
+
+        env = dict(self.ctx.env)
+        if record.namespace:
+            env["OJ_NAMESPACE"] = record.namespace
+        return ExternalQueue(
+            self.ctx.store, queue, project_root=record.project_root, env=env, report=report
+        )
+
+    async def _dispatch(
+        self, record: Worker, definition: Definition, backend: QueueBackend
+    ) -> None:
+        free = record.effective_concurrency - len(record.active_pipeline_ids)
+        if free <= 0:
+            return
+        ref = WorkerRef(record.name, record.namespace)
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # noqa: E731
+        claims = await backend.claim(ref, free, frozenset(record.items.values()), new_id)
+        if not claims:
+            return
+        ctx = self.ctx
+        digest = record.runbook_hash
+        kind = definition.worker.pipeline
+        events: list[ev.EventBase] = []
+        for claim in claims:
+            try:
+                events += await prepare_pipeline(
+                    definition.runbook,
+                    kind,
+                    pipeline_id=claim.pipeline_id,
+                    namespace=record.namespace,
+                    vars={
+                        **item_vars(definition.pipeline, claim.item_id, dict(claim.data)),
+                        "invoke.dir": record.project_root,
+                    },
+                    fallback_name=f"{kind}-{claim.item_id}",
+                    invoke_dir=record.project_root,
+                    workspaces_dir=ctx.workspaces_dir,
+                    env=ctx.env,
+                    runbook_hash=digest,
+                    at_ms=ctx.clock.now_ms(),
+                )
+            except OjError as exc:
+                # No pipeline will exist for this claim (a local failed): the item fails now.
+                log.warning("worker %s: item %s: %s", record.name, claim.item_id, exc)
+                await self._fail_item(
+                    record, definition, claim.pipeline_id, claim.item_id, str(exc)
+                )
+        if events:
+            await start_pipelines(ctx, self.supervisor, events)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    async def pipeline_ended(self, p: Pipeline) -> None:
+        """The pipeline-end hook: the item's outcome goes to its queue, the worker looks again."""
+        for key, record in list(self.ctx.state.workers.items()):
+            item_id = record.items.get(p.id)
+            if item_id is not None:
+                await self._settle(record, p, item_id)
+                self.wake(key)
+                return
+
+    async def _settle(self, record: Worker, p: Pipeline, item_id: str) -> None:
+        try:
+            definition = self.definition(record)
+        except OjError as exc:
+            log.error("worker %s: cannot settle item %s: %s", record.name, item_id, exc)
+            return
+        if p.step == "done":
+            backend = self.backend(record, definition.queue)
+            await backend.complete(WorkerRef(record.name, record.namespace), p.id, item_id)
+        else:
+            error = f"pipeline reached '{p.step}'"
+            await self._fail_item(record, definition, p.id, item_id, error)
+
+    async def _fail_item(
+        self, record: Worker, definition: Definition, pipeline_id: str, item_id: str, error: str
+    ) -> None:
+        backend = self.backend(record, definition.queue)
+        decision = retry.decide(
+            backend.failures(item_id) + 1, definition.queue.retry, self.ctx.clock.now_ms()
+        )
+        retry_at = decision.due_at_ms if isinstance(decision, retry.RetryAt) else None
+        ref = WorkerRef(record.name, record.namespace)
+        await backend.fail(ref, pipeline_id, item_id, error, retry_at)
+
+    async def on_retry_timer(self, fired: FiredTimer) -> None:
+        """``queue-retry:<ns/queue>:<item>`` fired: the failed item is pending again."""
+        key = fired.key
+        assert isinstance(key, QueueRetryTimer)
+        await self._retry_failed(key.namespace, key.queue_name, key.item_id)
+        self.wake_queue(key.namespace, key.queue_name)
+
+    async def _retry_failed(self, namespace: str, queue_name: str, item_id: str) -> None:
+        item = self.ctx.state.queue(queue_name, namespace).get(item_id)
+        if item is not None and item.status == QueueItemStatus.FAILED:
+            await self.ctx.commit(
+                ev.QueueItemRetry(queue_name=queue_name, item_id=item_id, namespace=namespace)
+            )
+
+    # -- restart -----------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """After a restart: release claims without a pipeline, settle ended pipelines' items,
+        retry failed items whose retry timer fired without the retry being recorded."""
+        state = self.ctx.state
+        for record in list(state.workers.values()):
+            for pipeline_id, item_id in list(record.items.items()):
+                p = state.pipelines.get(pipeline_id)
+                if p is None:
+                    try:
+                        definition = self.definition(record)
+                    except OjError as exc:
+                        log.error("worker %s: %s", record.name, exc)
+                        continue
+                    backend = self.backend(record, definition.queue)
+                    ref = WorkerRef(record.name, record.namespace)
+                    log.info("worker %s: releasing item %s (no pipeline)", record.name, item_id)
+                    await backend.release(ref, pipeline_id, item_id)
+                elif p.terminal:
+                    await self._settle(record, p, item_id)
+        armed = set(state.timers)
+        for items in list(state.queue_items.values()):
+            for item in list(items.values()):
+                timer = QueueRetryTimer(item.namespace, item.queue_name, item.id).id
+                if item.status == QueueItemStatus.FAILED and timer not in armed:
+                    await self._retry_failed(item.namespace, item.queue_name, item.id)
+
+    # -- starting and stopping -----------------------------------------------------------------
+
+    async def start(
+        self, project_root: Path, namespace: str, name: str, *, restart: bool = False
+    ) -> bool:
+        """Start (or, when it runs, wake) a worker; returns whether it was already running.
+
+        Raises:
+            NotFoundError / RunbookError: the worker, its queue or its pipeline is missing.
+        """
+        runbook, _worker = await self.ctx.runbooks.find_worker(project_root, name)
+        return await self.start_from(runbook, project_root, namespace, name, restart=restart)
+
+    async def start_from(
+        self,
+        runbook: Runbook,
+        project_root: Path,
+        namespace: str,
+        name: str,
+        *,
+        restart: bool = False,
+    ) -> bool:
+        definition = worker_definition(runbook, name)
+        key = scoped_key(namespace, name)
+        record = self.ctx.state.workers.get(key)
+        running = record is not None and record.status == WorkerStatus.RUNNING
+        if running and not restart:
+            await self.ctx.commit(ev.WorkerWake(worker_name=name, namespace=namespace))
+            self.wake(key)
+            return True
+        events = self.ctx.runbooks.load_events(runbook)
+        if restart and record is not None:
+            events.append(ev.WorkerStopped(worker_name=name, namespace=namespace))
+        events.append(
+            ev.WorkerStarted(
+                worker_name=name,
+                project_root=str(project_root),
+                runbook_hash=self.ctx.runbooks.digest(runbook),
+                queue_name=definition.queue.name,
+                concurrency=definition.worker.concurrency,
+                namespace=namespace,
+                restart=restart,
+            )
+        )
+        await self.ctx.commit(*events)
+        log.info("worker %s started (%s)", key, "restart" if restart else "start")
+        self.wake(key)
+        return running
+
+    async def stop(self, namespace: str, name: str | None) -> list[str]:
+        """Stop one worker (``name``) or every running worker of ``namespace``; cancels nothing.
+
+        Raises:
+            NotFoundError: ``name`` is not a worker this daemon knows in ``namespace``.
+        """
+        workers = self.ctx.state.workers
+        if name is not None:
+            record = workers.get(scoped_key(namespace, name))
+            if record is None:
+                raise NotFoundError(f"unknown worker: {name}")
+            targets = [record]
+        else:
+            targets = [
+                w
+                for w in workers.values()
+                if w.namespace == namespace and w.status == WorkerStatus.RUNNING
+            ]
+        if targets:
+            await self.ctx.commit(
+                *[ev.WorkerStopped(worker_name=w.name, namespace=w.namespace) for w in targets]
+            )
+        return [w.name for w in targets]
+
+    async def resize(self, namespace: str, name: str, concurrency: int) -> int:
+        """Change a worker's concurrency (durably); returns the previous one.
+
+        Raises:
+            NotFoundError: unknown worker. OjError: ``concurrency`` < 1.
+        """
+        if concurrency < 1:
+            raise OjError(f"concurrency must be at least 1, got {concurrency}")
+        key = scoped_key(namespace, name)
+        record = self.ctx.state.workers.get(key)
+        if record is None:
+            raise NotFoundError(f"unknown worker: {name}")
+        previous = record.effective_concurrency
+        await self.ctx.commit(
+            ev.WorkerResized(worker_name=name, concurrency=concurrency, namespace=namespace)
+        )
+        self.wake(key)
+        return previous
+
+    async def after_push(
+        self, runbook: Runbook, project_root: Path, namespace: str, queue: str
+    ) -> None:
+        """Seed 001: wake the running workers of ``queue`` (in the runbook that defines it), and
+        start those that were never started; a stopped worker stays stopped (SPEC §4.4)."""
+        for worker in runbook.workers.values():
+            if worker.queue != queue:
+                continue
+            record = self.ctx.state.workers.get(scoped_key(namespace, worker.name))
+            if record is not None and record.status != WorkerStatus.RUNNING:
+                continue  # stopped explicitly: sticky
+            try:
+                started = not await self.start_from(runbook, project_root, namespace, worker.name)
+            except OjError as exc:
+                log.warning("auto-start of worker %s failed: %s", worker.name, exc)
+                continue
+            if started:
+                log.info("auto-started worker %s on queue push", scoped_key(namespace, worker.name))
