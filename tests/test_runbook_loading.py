@@ -193,6 +193,18 @@ def test_json_step_map_and_list() -> None:
     assert one.pipelines == two.pipelines
 
 
+def test_steps_may_be_named_after_step_fields() -> None:
+    """``step "run" { run = … }``: a label that is also a field name is still a label."""
+    text = 'pipeline "p" {\n  step "run" {\n    run = "true"\n    on_done = "on_fail"\n  }\n  step "on_fail" {\n    run = "true"\n  }\n}\n'
+    loaded = load(text, "hcl")
+    assert loaded.ok, loaded.errors
+    assert loaded.runbook is not None
+    assert [s.name for s in loaded.runbook.pipelines["p"].steps] == ["run", "on_fail"]
+    as_json = '{"pipeline": {"p": {"step": [{"run": {"run": "true"}}, {"name": "b", "run": {"pipeline": "p"}}]}}}'
+    steps = load(as_json, "json").runbook.pipelines["p"].steps  # type: ignore[union-attr]
+    assert [s.name for s in steps] == ["run", "b"]
+
+
 def test_unknown_fields_ignored_and_empty_files() -> None:
     assert load('command "c" {\n  run = "true"\n  bogus = 1\n}\nwhatever = 2\n', "hcl").ok
     for text, fmt in (("", "hcl"), ("", "toml"), ("{}", "json"), ("", "json"), ("# c\n", "hcl")):

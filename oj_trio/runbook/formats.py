@@ -129,11 +129,14 @@ def step_list(value: Any) -> list[Any]:
     if not isinstance(value, list):
         return [value] if value is not None else []
     for item in value:
+        # A one-key dict holding a dict is a labelled step (``step "x" { … }``) unless the key is
+        # a step field — but a label may be a field's name too (``step "run" { run = … }``): a
+        # body that has its own ``run`` is a step body (no run directive or transition has one).
         if (
             isinstance(item, dict)
             and len(item) == 1
             and isinstance(next(iter(item.values())), dict)
-            and next(iter(item)) not in _STEP_FIELDS
+            and (next(iter(item)) not in _STEP_FIELDS or "run" in next(iter(item.values())))
         ):
             label, body = next(iter(item.items()))
             body = dict(body)
