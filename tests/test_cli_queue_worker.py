@@ -503,6 +503,9 @@ def test_item_line_and_order() -> None:
     assert item_line(_item("abcdefgh-1", 1)) == "abcdefgh\tpending\tworker=-\t"
     ordered = sort_items([_item("a", 5), _item("b", 9), _item("c", 1)])
     assert [i["id"] for i in ordered] == ["b", "a", "c"]
+    # one batch: one timestamp, listed in push order by the daemon -> the last pushed first
+    batch = [_item("first", 1), _item("b1", 7), _item("b2", 7), _item("b3", 7)]
+    assert [i["id"] for i in sort_items(batch)] == ["b3", "b2", "b1", "first"]
 
 
 def test_retry_lines() -> None:

@@ -232,8 +232,9 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 
 
 def sort_items(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Newest first (reference §7.2)."""
-    return sorted(items, key=lambda i: i.get("pushed_at_epoch_ms") or 0, reverse=True)
+    """Newest first (reference §7.2). Items of one batch share a timestamp; the daemon lists
+    them in push order, so ties are reversed too (a stable sort of the reversed list)."""
+    return sorted(reversed(items), key=lambda i: i.get("pushed_at_epoch_ms") or 0, reverse=True)
 
 
 def item_line(item: Mapping[str, Any]) -> str:
