@@ -49,6 +49,12 @@ from .timer_service import FiredTimer
 
 log = logging.getLogger("oj.workers")
 
+#: Completed items a persisted queue keeps (the newest), so a queue that runs for months does not
+#: grow state and snapshots without bound; ``oj queue prune`` removes the rest by age.
+KEEP_COMPLETED = 1000
+#: Look at that limit every this many completions of a queue (the check scans the queue).
+PRUNE_EVERY = 64
+
 
 @attrs.frozen
 class Definition:
@@ -100,6 +106,7 @@ class WorkerService:
         self._nursery: trio.Nursery | None = None
         #: queue key → the last error reading an external queue (None once it reads fine).
         self.queue_errors: dict[str, str] = {}
+        self._completions: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -244,6 +251,8 @@ class WorkerService:
         if p.step == "done":
             backend = self.backend(record, definition.queue)
             await backend.complete(WorkerRef(record.name, record.namespace), p.id, item_id)
+            if definition.queue.type == "persisted":
+                await self._bound_completed(record.namespace, definition.queue.name)
         else:
             error = f"pipeline reached '{p.step}'"
             await self._fail_item(record, definition, p.id, item_id, error)
@@ -258,6 +267,29 @@ class WorkerService:
         retry_at = decision.due_at_ms if isinstance(decision, retry.RetryAt) else None
         ref = WorkerRef(record.name, record.namespace)
         await backend.fail(ref, pipeline_id, item_id, error, retry_at)
+
+    async def _bound_completed(self, namespace: str, queue_name: str) -> None:
+        """Drop the oldest completed items beyond :data:`KEEP_COMPLETED` (checked every
+        :data:`PRUNE_EVERY` completions)."""
+        key = scoped_key(namespace, queue_name)
+        count = self._completions.get(key, 0) + 1
+        self._completions[key] = count % PRUNE_EVERY
+        if count < PRUNE_EVERY:
+            return
+        done = [
+            i
+            for i in self.ctx.state.queue(queue_name, namespace).values()
+            if i.status == QueueItemStatus.COMPLETED
+        ]
+        if len(done) <= KEEP_COMPLETED:
+            return
+        done.sort(key=lambda i: i.ended_at_ms or i.pushed_at_ms)
+        await self.ctx.commit(
+            *[
+                ev.QueueDropped(queue_name=queue_name, item_id=i.id, namespace=namespace)
+                for i in done[: len(done) - KEEP_COMPLETED]
+            ]
+        )
 
     async def on_retry_timer(self, fired: FiredTimer) -> None:
         """``queue-retry:<ns/queue>:<item>`` fired: the failed item is pending again."""
