@@ -197,7 +197,13 @@ class WorkerService:
             return
         ref = WorkerRef(record.name, record.namespace)
         new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # noqa: E731
-        claims = await backend.claim(ref, free, frozenset(record.items.values()), new_id)
+        in_flight = frozenset(
+            item_id
+            for w in self.ctx.state.workers.values()
+            if w.namespace == record.namespace and w.queue_name == record.queue_name
+            for item_id in w.items.values()
+        )
+        claims = await backend.claim(ref, free, in_flight, new_id)
         if not claims:
             return
         ctx = self.ctx
