@@ -1,5 +1,5 @@
-"""The `oj` subcommands, one module per noun: `run`, `pipeline`, `workspace`, `status`,
-`daemon`, `runbook`.
+"""The `oj` subcommands, one module per noun: `run`, `pipeline`, `workspace`, `queue`,
+`worker`, `status`, `daemon`, `runbook`.
 
 Why one room per noun: a new verb should touch only its noun's module here, its noun's handler
 module (`oj_trio.handlers`) and its noun's wire shapes (`oj_trio.messages`); a new noun adds one

@@ -39,7 +39,7 @@ class WorkersStoppedResponse(TypedDict):
 
 
 class WorkerRestartRequest(TypedDict):
-    """Stop + start: re-reads the runbook, cancels nothing."""
+    """Stop + start: re-reads the runbook, cancels nothing. Answered with ``WorkerStarted``."""
 
     type: Literal["WorkerRestart"]
     project_root: str
