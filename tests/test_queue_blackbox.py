@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from blackbox import OjEnv, wait_for
 
 PUSHED = re.compile(r"^Pushed item '([0-9a-f-]{36})' to queue '([^']+)'\n$")
@@ -277,11 +276,6 @@ def test_batch_push_errors_name_the_line_and_push_nothing(ojenv: OjEnv, tmp_path
     assert [i["data"]["tag"] for i in items(ojenv, "store")] == ["before"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon-side batch errors for several bad lines are joined with newlines: a "
-    "multi-line error (SPEC §5: one line), unlike the client's '(and N more bad lines)'",
-)
 def test_batch_with_several_bad_lines_is_still_a_one_line_error(ojenv: OjEnv) -> None:
     setup(ojenv)
     result = ojenv.oj("queue", "push", "two", "--file", "-", input='{"a":"1"}\n{"b":"2"}\n')
@@ -289,10 +283,6 @@ def test_batch_with_several_bad_lines_is_still_a_one_line_error(ojenv: OjEnv) ->
     assert items(ojenv, "two") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="invalid JSON message doubles 'at': 'Unterminated string starting at at column 6'",
-)
 def test_invalid_json_message_reads_well(ojenv: OjEnv) -> None:
     setup(ojenv)
     line = assert_error(ojenv.oj("queue", "push", "store", "--file", "-", input='{"tag":"a\n'))

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from blackbox import OJ, OjEnv, wait_for
 
 PUSHED = re.compile(r"^Pushed item '([0-9a-f-]{36})' to queue '([^']+)'\n$")
@@ -478,11 +477,6 @@ def test_external_queue_list_errors_are_shown_and_never_stop_the_worker(ojenv: O
     assert lines_of(marks / "taken") == ["a"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a failing external `list` the worker loop stops re-polling (its `poll` "
-    "timer is dropped), so it never notices the list is fixed until it is woken",
-)
 def test_external_queue_poll_recovers_after_a_failing_list(ojenv: OjEnv) -> None:
     """With `poll`, a worker whose `list` failed polls again and works once it is fixed."""
     marks = setup(ojenv, EXTERNAL)

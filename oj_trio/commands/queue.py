@@ -95,7 +95,9 @@ def _json_object(text: str, *, one_line: bool = False) -> dict[str, Any]:
         value = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         where = f"column {exc.colno}" if one_line else f"line {exc.lineno} column {exc.colno}"
-        raise OjError(f"invalid JSON data: {exc.msg} at {where}") from None
+        # Some messages end in "at" already ("Unterminated string starting at").
+        joint = " " if exc.msg.endswith(" at") else " at "
+        raise OjError(f"invalid JSON data: {exc.msg}{joint}{where}") from None
     except ValueError as exc:
         raise OjError(f"invalid JSON data: {exc}") from None
     if not isinstance(value, dict):

@@ -35,10 +35,10 @@ def item_values(queue: Queue, data: Any) -> dict[str, str]:
 def batch_values(
     queue: Queue, items: Sequence[Any], lines: Sequence[int] | None
 ) -> list[dict[str, str]]:
-    """A whole batch, validated before anything is pushed; every error names its line.
+    """A whole batch, validated before anything is pushed; the error names the first bad line.
 
     Raises:
-        OjError: one line per bad item, ``line N: <reason>``.
+        OjError: ``line N: <reason>`` (and how many more lines are bad), one line.
     """
     if not items:
         raise OjError("no items to push")
@@ -51,5 +51,7 @@ def batch_values(
         except OjError as exc:
             errors.append(f"line {number}: {exc}")
     if errors:
-        raise OjError("\n".join(errors) if len(errors) > 1 else errors[0])
+        more = len(errors) - 1
+        tail = f" (and {more} more bad line{'s' if more > 1 else ''})" if more else ""
+        raise OjError(errors[0] + tail)
     return out

@@ -153,17 +153,21 @@ class WorkerService:
             self._wakes.pop(key, None)
 
     async def _dispatch_safely(self, record: Worker) -> float | None:
-        """Dispatch what fits; return the backend's poll interval. Never raises an OjError."""
+        """Dispatch what fits; return the backend's poll interval (also after a failing read of
+        the queue: the next poll retries it). Never raises an OjError."""
         try:
             definition = self.definition(record)
-            backend = self.backend(record, definition.queue)
+        except OjError as exc:
+            log.error("worker %s: %s", record.name, exc)
+            return None
+        backend = self.backend(record, definition.queue)
+        try:
             await self._dispatch(record, definition, backend)
-            return backend.poll_interval
         except QueueError as exc:
             log.warning("worker %s: %s", record.name, exc)
         except OjError as exc:
             log.error("worker %s: %s", record.name, exc)
-        return None
+        return backend.poll_interval
 
     # -- dispatch ------------------------------------------------------------------------------
 
