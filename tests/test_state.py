@@ -420,3 +420,169 @@ def test_every_reducer_is_registered_once_for_an_event_type() -> None:
             assert reducers.HANDLERS[event_type] is reducer
     with pytest.raises(ValueError, match="two reducers for timer:set"):
         reducers.table(*reducers.timers.HANDLERS.items(), *reducers.timers.HANDLERS.items())
+
+
+# --- worker items, resize, restart; item end times (queues and workers) -----------------------------
+
+
+def worker_started(concurrency: int = 2, *, restart: bool = False) -> ev.WorkerStarted:
+    return ev.WorkerStarted(
+        worker_name="w", project_root="/r", runbook_hash="h", queue_name="q",
+        concurrency=concurrency, namespace="ns", restart=restart,
+    )  # fmt: skip
+
+
+def dispatched(item: str, pipeline: str, worker: str = "w") -> ev.WorkerItemDispatched:
+    return ev.WorkerItemDispatched(
+        worker_name=worker, item_id=item, pipeline_id=pipeline, namespace="ns"
+    )
+
+
+def item_settled(pipeline: str) -> ev.WorkerItemSettled:
+    return ev.WorkerItemSettled(worker_name="w", pipeline_id=pipeline, namespace="ns")
+
+
+def test_item_dispatched_records_the_pipeline_and_its_item_once() -> None:
+    s = build([worker_started(), dispatched("i1", "p1"), dispatched("i2", "p2")])
+    before = s.to_json()
+    s.apply(dispatched("i1", "p1"))  # a repeat changes nothing
+    assert s.to_json() == before
+    w = s.workers["ns/w"]
+    assert (w.active_pipeline_ids, w.items) == (["p1", "p2"], {"p1": "i1", "p2": "i2"})
+    s.apply(dispatched("i3", "p3", worker="unknown"))
+    assert s.to_json() == before
+
+
+def test_item_settled_releases_the_pipeline_and_its_item() -> None:
+    s = build([worker_started(), dispatched("i1", "p1"), dispatched("i2", "p2")])
+    s.apply(item_settled("p1"))
+    w = s.workers["ns/w"]
+    assert (w.active_pipeline_ids, w.items) == (["p2"], {"p2": "i2"})
+    before = s.to_json()
+    s.apply(item_settled("p1"))  # settling twice is a no-op
+    s.apply(ev.WorkerItemSettled(worker_name="unknown", pipeline_id="p2", namespace="ns"))
+    assert s.to_json() == before
+
+
+def test_a_pipeline_end_frees_the_slot_but_keeps_its_item_until_settled() -> None:
+    s = build([worker_started(), created("p1"), dispatched("i1", "p1")])
+    s.apply(ev.PipelineAdvanced(id="p1", step="failed", at_ms=200))
+    w = s.workers["ns/w"]
+    assert (w.active_pipeline_ids, w.items) == ([], {"p1": "i1"})
+    s.apply(item_settled("p1"))
+    assert w.items == {}
+
+
+def test_resize_wins_over_the_runbook_until_a_restart() -> None:
+    s = build([worker_started(2), ev.WorkerResized(worker_name="w", concurrency=5, namespace="ns")])
+    w = s.workers["ns/w"]
+    assert (w.concurrency, w.resized_to, w.effective_concurrency) == (2, 5, 5)
+    # stop and start keep it (durable until the next resize or restart)
+    s.apply(ev.WorkerStopped(worker_name="w", namespace="ns"))
+    s.apply(worker_started(3))
+    w = s.workers["ns/w"]
+    assert (w.concurrency, w.resized_to, w.effective_concurrency) == (3, 5, 5)
+    s.apply(ev.WorkerResized(worker_name="w", concurrency=1, namespace="ns"))
+    assert s.workers["ns/w"].effective_concurrency == 1
+    s.apply(worker_started(3, restart=True))
+    w = s.workers["ns/w"]
+    assert (w.resized_to, w.effective_concurrency) == (None, 3)
+    before = s.to_json()
+    s.apply(ev.WorkerResized(worker_name="unknown", concurrency=9, namespace="ns"))
+    s.apply(ev.WorkerResized(worker_name="w", concurrency=9, namespace="other"))
+    assert s.to_json() == before
+
+
+def test_a_resize_of_a_stopped_worker_is_kept_for_its_start() -> None:
+    s = build(
+        [
+            worker_started(2),
+            ev.WorkerStopped(worker_name="w", namespace="ns"),
+            ev.WorkerResized(worker_name="w", concurrency=4, namespace="ns"),
+        ]
+    )
+    w = s.workers["ns/w"]
+    assert (w.status, w.effective_concurrency) == (WorkerStatus.STOPPED, 4)
+    s.apply(worker_started(2))
+    w = s.workers["ns/w"]
+    assert (w.status, w.effective_concurrency) == (WorkerStatus.RUNNING, 4)
+
+
+def test_a_worker_restart_keeps_its_running_pipelines_and_items() -> None:
+    s = build([worker_started(2), dispatched("i1", "p1"), dispatched("i2", "p2")])
+    s.apply(ev.WorkerStopped(worker_name="w", namespace="ns"))
+    s.apply(worker_started(1, restart=True))
+    w = s.workers["ns/w"]
+    assert w.status == WorkerStatus.RUNNING
+    assert (w.active_pipeline_ids, w.items) == (["p1", "p2"], {"p1": "i1", "p2": "i2"})
+    assert w.concurrency == 1  # re-read from the runbook; the two running still count
+    assert w.effective_concurrency - len(w.active_pipeline_ids) == -1
+
+
+def test_completed_and_dead_items_record_when_they_ended_and_a_retry_clears_it() -> None:
+    q = {"queue_name": "q", "item_id": "i1", "namespace": "ns"}
+    s = build([push(), ev.QueueTaken(worker_name="w", **q), ev.QueueCompleted(at_ms=500, **q)])
+    item = s.queue("q", "ns")["i1"]
+    assert (item.status, item.ended_at_ms) == (QueueItemStatus.COMPLETED, 500)
+    s.apply(push("i2"))
+    q2 = {**q, "item_id": "i2"}
+    s.apply(ev.QueueFailed(error="x", at_ms=600, **q2))
+    dead = s.queue("q", "ns")["i2"]
+    assert (dead.status, dead.ended_at_ms, dead.failed_at_ms) == (QueueItemStatus.FAILED, 0, 600)
+    s.apply(ev.QueueItemDead(at_ms=610, **q2))
+    assert (dead.status, dead.ended_at_ms) == (QueueItemStatus.DEAD, 610)
+    s.apply(ev.QueueItemRetry(manual=True, **q2))
+    assert (dead.status, dead.ended_at_ms, dead.failure_count) == (QueueItemStatus.PENDING, 0, 0)
+    # events written before at_ms existed leave the end time unknown (0)
+    s.apply(ev.QueueItemDead(**q2))
+    assert dead.ended_at_ms == 0
+
+
+def test_worker_items_resize_and_end_times_survive_a_snapshot_round_trip() -> None:
+    q = {"queue_name": "q", "item_id": "i1", "namespace": "ns"}
+    s = build(
+        [
+            worker_started(2),
+            ev.WorkerResized(worker_name="w", concurrency=3, namespace="ns"),
+            dispatched("i2", "p2"),
+            push(),
+            ev.QueueCompleted(at_ms=700, **q),
+        ]
+    )
+    again = MaterializedState.from_json(s.to_json())
+    assert again == s
+    w = again.workers["ns/w"]
+    assert (w.items, w.resized_to) == ({"p2": "i2"}, 3)
+    assert again.queue("q", "ns")["i1"].ended_at_ms == 700
+
+
+def test_snapshot_from_before_worker_items_resize_and_end_times_loads_with_defaults() -> None:
+    """What an older oj wrote: worker records without ``items``/``resized_to``, queue items
+    without ``ended_at_ms``."""
+    old = {
+        "workers": {
+            "ns/w": {
+                "name": "w", "namespace": "ns", "project_root": "/r", "runbook_hash": "h",
+                "queue_name": "q", "concurrency": 2, "status": "running",
+                "active_pipeline_ids": ["p1"],
+            }
+        },
+        "queue_items": {
+            "ns/q": {
+                "i1": {
+                    "id": "i1", "queue_name": "q", "namespace": "ns", "data": {"k": "v"},
+                    "pushed_at_ms": 7, "status": "completed",
+                }
+            }
+        },
+    }  # fmt: skip
+    s = MaterializedState.from_dict(old)
+    w = s.workers["ns/w"]
+    assert (w.items, w.resized_to, w.effective_concurrency) == ({}, None, 2)
+    assert w.active_pipeline_ids == ["p1"]
+    item = s.queue("q", "ns")["i1"]
+    assert (item.status, item.ended_at_ms, item.failed_at_ms) == (QueueItemStatus.COMPLETED, 0, 0)
+    # and it keeps working: a settle of the old pipeline, a resize
+    s.apply(item_settled("p1"))
+    s.apply(ev.WorkerResized(worker_name="w", concurrency=1, namespace="ns"))
+    assert (w.active_pipeline_ids, w.effective_concurrency) == ([], 1)
