@@ -4,14 +4,17 @@ A backend serves one queue of one namespace. The worker loop (:mod:`oj_trio.runt
 asks it for up to ``limit`` items (:meth:`QueueBackend.claim`), creates a pipeline per claimed
 item, and reports each pipeline's outcome (:meth:`~QueueBackend.complete`,
 :meth:`~QueueBackend.fail` with a retry time or none, :meth:`~QueueBackend.release` for a claim
-whose pipeline never came to exist). Every call that changes something is durable when it
-returns.
+whose pipeline never came to exist). Every outcome call is durable when it returns.
 
-Why a claim is its own durable step, separate from creating the pipeline: in a backend shared by
-several daemons (PostgreSQL) the claim happens in the database and the pipeline in this daemon's
-WAL; no single commit can hold both. So a claim records which pipeline id it is for
-(``worker:item_dispatched``), and a restart reconciles: a claim whose pipeline does not exist is
-released, a pipeline that ended without its outcome reaching the queue is settled.
+A claim hands back, with the claimed items, the events that record it in this daemon's WAL
+(:attr:`Claims.events`): the caller commits them *in the same commit* as the pipelines it
+creates for the items. For the WAL-backed queue those events are the claim itself
+(``queue:taken``), so claim and pipeline are one durable step and a crash leaves neither or
+both. A backend whose items live elsewhere (PostgreSQL, shared by several daemons; an external
+system reached by ``take``) claims there first, and its events only record which pipeline id
+each item is for (``worker:item_dispatched``); no single commit can hold both sides, so a
+restart reconciles: a claim whose pipeline does not exist is released, a pipeline that ended
+without its outcome reaching the queue is settled.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Protocol
 import attrs
 
 from ..errors import OjError
+from ..events import EventBase
 
 
 class QueueError(OjError):
@@ -46,6 +50,14 @@ class Claim:
 
 
 @attrs.frozen
+class Claims:
+    """What :meth:`QueueBackend.claim` took, and the events to commit with the items' pipelines."""
+
+    claims: list[Claim]
+    events: tuple[EventBase, ...] = ()
+
+
+@attrs.frozen
 class Counts:
     pending: int = 0
     active: int = 0
@@ -67,9 +79,9 @@ class QueueBackend(Protocol):
         limit: int,
         in_flight: frozenset[str],
         new_pipeline_id: Callable[[], str],
-    ) -> list[Claim]:
-        """Take up to ``limit`` items not in ``in_flight`` (item ids this worker already runs),
-        durably, each recorded as dispatched to a fresh pipeline id.
+    ) -> Claims:
+        """Take up to ``limit`` items not in ``in_flight`` (item ids already being run), each for
+        a fresh pipeline id; the returned events must be committed with those pipelines.
 
         Raises:
             QueueError: the queue cannot be read (the worker logs it and tries again later).

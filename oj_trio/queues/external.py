@@ -2,9 +2,8 @@
 ``wok``); the runbook's ``list`` prints them as a JSON array and ``take`` claims one.
 
 oj stores nothing about the items themselves, only which ones its workers are running
-(``worker:item_dispatched``), so an item that ``list`` still returns while its pipeline runs is
-never dispatched twice. Each claim is committed right after its ``take`` succeeded, to keep the
-window in which a crash could forget a taken item as small as it can be. A failing or malformed
+(``worker:item_dispatched``, committed with the items' pipelines), so an item that ``list``
+still returns while its pipeline runs is never dispatched twice. A failing or malformed
 ``list`` or ``take`` is reported (it shows in ``oj queue list``), never raised into the worker.
 Both commands run as ``bash -c "set -euo pipefail\\n<cmd>"`` in the worker's project root.
 """
@@ -21,7 +20,7 @@ from ..adapters.bash_eval import SnippetError, capture_bash
 from ..runbook import templates
 from ..runbook.model import Queue
 from ..store import Store
-from .backend import Claim, QueueError, WorkerRef
+from .backend import Claim, Claims, QueueError, WorkerRef
 
 log = logging.getLogger("oj.queues")
 
@@ -83,9 +82,9 @@ class ExternalQueue:
         limit: int,
         in_flight: frozenset[str],
         new_pipeline_id: Callable[[], str],
-    ) -> list[Claim]:
+    ) -> Claims:
         if limit <= 0:
-            return []
+            return Claims([])
         assert self.queue.list is not None and self.queue.take is not None
         try:
             listing = parse_listing(await self._bash(self.queue.list))
@@ -108,20 +107,20 @@ class ExternalQueue:
                 take_error = f"take failed for item '{item_id}': {exc}"
                 log.warning("queue %s: %s", self.queue.name, take_error)
                 continue
-            claim = Claim(item_id, data, new_pipeline_id())
-            await self.store.commit(
-                ev.WorkerItemDispatched(
-                    worker_name=worker.name,
-                    item_id=item_id,
-                    pipeline_id=claim.pipeline_id,
-                    namespace=worker.namespace,
-                )
-            )
-            claims.append(claim)
+            claims.append(Claim(item_id, data, new_pipeline_id()))
             if len(claims) == limit:
                 break
         self.report(take_error)
-        return claims
+        events = tuple(
+            ev.WorkerItemDispatched(
+                worker_name=worker.name,
+                item_id=c.item_id,
+                pipeline_id=c.pipeline_id,
+                namespace=worker.namespace,
+            )
+            for c in claims
+        )
+        return Claims(claims, events)
 
     async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         await self._settle(worker, pipeline_id)

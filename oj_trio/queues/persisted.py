@@ -1,7 +1,7 @@
 """A persisted queue: items live in the daemon's state, every change is a ``queue:*`` event.
 
-A claim is one commit (``queue:taken`` + ``worker:item_dispatched`` per item), and so is each
-outcome (``queue:completed``, or ``queue:failed`` with its retry timer or ``queue:item_dead``,
+A claim is ``queue:taken`` + ``worker:item_dispatched`` per item, committed by the worker in the
+same commit as the items' pipelines; each outcome is one commit too (``queue:completed``, or ``queue:failed`` with its retry timer or ``queue:item_dead``,
 together with ``worker:item_settled``). The retry timer (``queue-retry:<ns/queue>:<item>``) is
 durable: a cooldown interrupted by a restart fires at its original deadline.
 """
@@ -15,7 +15,7 @@ from ..clock import Clock
 from ..records import QueueItemStatus
 from ..store import Store
 from ..timers import queue_retry_id
-from .backend import Claim, WorkerRef
+from .backend import Claim, Claims, WorkerRef
 
 
 class PersistedQueue:
@@ -35,29 +35,27 @@ class PersistedQueue:
         limit: int,
         in_flight: frozenset[str],
         new_pipeline_id: Callable[[], str],
-    ) -> list[Claim]:
+    ) -> Claims:
         claims: list[Claim] = []
         if limit <= 0:
-            return claims
+            return Claims(claims)
         for item in self.store.state.queue(self.queue_name, self.namespace).values():
             if item.status == QueueItemStatus.PENDING and item.id not in in_flight:
                 claims.append(Claim(item.id, dict(item.data), new_pipeline_id()))
                 if len(claims) == limit:
                     break
-        if claims:
-            events: list[ev.EventBase] = []
-            for c in claims:
-                events.append(
-                    ev.QueueTaken(
-                        queue_name=self.queue_name,
-                        item_id=c.item_id,
-                        worker_name=worker.name,
-                        namespace=self.namespace,
-                    )
+        events: list[ev.EventBase] = []
+        for c in claims:
+            events.append(
+                ev.QueueTaken(
+                    queue_name=self.queue_name,
+                    item_id=c.item_id,
+                    worker_name=worker.name,
+                    namespace=self.namespace,
                 )
-                events.append(self._dispatched(worker, c.pipeline_id, c.item_id))
-            await self.store.commit(*events)
-        return claims
+            )
+            events.append(self._dispatched(worker, c.pipeline_id, c.item_id))
+        return Claims(claims, tuple(events))
 
     async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         await self.store.commit(

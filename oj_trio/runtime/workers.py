@@ -34,7 +34,7 @@ from .. import events as ev
 from ..errors import NotFoundError, OjError
 from ..pipeline_setup import prepare_pipeline
 from ..queues import retry
-from ..queues.backend import QueueBackend, QueueError, WorkerRef
+from ..queues.backend import Claims, QueueBackend, QueueError, WorkerRef
 from ..queues.external import ExternalQueue
 from ..queues.persisted import PersistedQueue
 from ..records import QueueItemStatus, Worker, WorkerStatus, scoped_key
@@ -107,6 +107,9 @@ class WorkerService:
         #: queue key → the last error reading an external queue (None once it reads fine).
         self.queue_errors: dict[str, str] = {}
         self._completions: dict[str, int] = {}
+        #: queue key → item ids claimed whose claim is not durable yet (it is committed with the
+        #: items' pipelines): another worker of the same queue must not take them meanwhile.
+        self._claiming: dict[str, set[str]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -201,22 +204,33 @@ class WorkerService:
             return
         ref = WorkerRef(record.name, record.namespace)
         new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # noqa: E731
+        queue_key = scoped_key(record.namespace, record.queue_name)
+        claiming = self._claiming.setdefault(queue_key, set())
         in_flight = frozenset(
             item_id
             for w in self.ctx.state.workers.values()
             if w.namespace == record.namespace and w.queue_name == record.queue_name
             for item_id in w.items.values()
-        )
-        claims = await backend.claim(ref, free, in_flight, new_id)
-        if not claims:
+        ).union(claiming)
+        taken = await backend.claim(ref, free, in_flight, new_id)
+        if not taken.claims:
             return
+        ids = {c.item_id for c in taken.claims}
+        claiming |= ids
+        try:
+            await self._create(record, definition, taken)
+        finally:
+            claiming -= ids
+
+    async def _create(self, record: Worker, definition: Definition, taken: Claims) -> None:
+        """A pipeline per claimed item, committed together with the claim."""
         ctx = self.ctx
-        digest = record.runbook_hash
         kind = definition.worker.pipeline
-        events: list[ev.EventBase] = []
-        for claim in claims:
+        created: list[ev.EventBase] = []
+        failed: list[tuple[str, str, str]] = []
+        for claim in taken.claims:
             try:
-                events += await prepare_pipeline(
+                created += await prepare_pipeline(
                     definition.runbook,
                     kind,
                     pipeline_id=claim.pipeline_id,
@@ -229,17 +243,23 @@ class WorkerService:
                     invoke_dir=record.project_root,
                     workspaces_dir=ctx.workspaces_dir,
                     env=ctx.env,
-                    runbook_hash=digest,
+                    runbook_hash=record.runbook_hash,
                     at_ms=ctx.clock.now_ms(),
                 )
             except OjError as exc:
                 # No pipeline will exist for this claim (a local failed): the item fails now.
                 log.warning("worker %s: item %s: %s", record.name, claim.item_id, exc)
-                await self._fail_item(
-                    record, definition, claim.pipeline_id, claim.item_id, str(exc)
-                )
-        if events:
-            await start_pipelines(ctx, self.supervisor, events)
+                failed.append((claim.pipeline_id, claim.item_id, str(exc)))
+        if failed:
+            # The claims must be durable before their items can fail.
+            await ctx.commit(*taken.events)
+            for pipeline_id, item_id, error in failed:
+                await self._fail_item(record, definition, pipeline_id, item_id, error)
+            if created:
+                await start_pipelines(ctx, self.supervisor, created)
+        else:
+            # The claims and their pipelines: one commit.
+            await start_pipelines(ctx, self.supervisor, [*taken.events, *created])
 
     # -- outcomes ----------------------------------------------------------------------------
 
