@@ -597,12 +597,6 @@ async def test_running_pipelines_stay_attached_across_a_restart_and_count_agains
         assert worker(rt).items == {} and worker(rt).active_pipeline_ids == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon bug: WorkerService.reconcile and the pipeline-end hook both settle a pipeline "
-    "that ends while the boot reconcile runs (no check that the item is still unsettled), so "
-    "one failure counts twice (queue:failed ×2) and an item can go dead without its retries",
-)
 async def test_an_item_is_settled_once_when_the_boot_reconcile_races_its_pipeline_end(
     tmp_path: Path, autojump_clock: object
 ) -> None:

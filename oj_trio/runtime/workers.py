@@ -110,6 +110,8 @@ class WorkerService:
         #: queue key → item ids claimed whose claim is not durable yet (it is committed with the
         #: items' pipelines): another worker of the same queue must not take them meanwhile.
         self._claiming: dict[str, set[str]] = {}
+        #: Pipelines whose item is being settled right now.
+        self._settling: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -273,6 +275,18 @@ class WorkerService:
                 return
 
     async def _settle(self, record: Worker, p: Pipeline, item_id: str) -> None:
+        """Exactly once per pipeline: the boot reconcile and the pipeline-end hook can both
+        reach the same pipeline (a pipeline re-driven at boot may end while the reconcile
+        runs), so a settlement in progress or already durable is not repeated."""
+        if p.id in self._settling or p.id not in record.items:
+            return
+        self._settling.add(p.id)
+        try:
+            await self._settle_once(record, p, item_id)
+        finally:
+            self._settling.discard(p.id)
+
+    async def _settle_once(self, record: Worker, p: Pipeline, item_id: str) -> None:
         try:
             definition = self.definition(record)
         except OjError as exc:
