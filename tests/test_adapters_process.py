@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from oj_trio.adapters import process as process_module
 from oj_trio.adapters.process import (
     ProcessInfo,
     ProcessSpawnError,
@@ -246,6 +247,110 @@ async def test_on_spawn_failure_kills_the_step_and_propagates() -> None:
     with pytest.raises(RuntimeError, match="WAL unavailable"):
         await run_shell("sleep 300", cwd=Path("/"), env=env(), on_output=None, on_spawn=on_spawn)
     assert not alive(infos[0].pid)
+
+
+async def test_on_running_is_awaited_only_for_a_shell_still_running() -> None:
+    calls: list[tuple[str, ProcessInfo]] = []
+
+    async def on_spawn(info: ProcessInfo) -> None:
+        calls.append(("spawn", info))
+
+    async def on_running(info: ProcessInfo) -> None:
+        assert alive(info.pid)
+        calls.append(("running", info))
+
+    def on_ended(info: ProcessInfo) -> None:
+        assert not alive(info.pid)
+        calls.append(("ended", info))
+
+    async def run(command: str) -> int:
+        return await run_shell(
+            command,
+            cwd=Path("/"),
+            env=env(),
+            on_output=None,
+            on_spawn=on_spawn,
+            on_running=on_running,
+            running_after=0.05,
+            on_ended=on_ended,
+        )
+
+    assert await run("exit 3") == 3
+    assert [kind for kind, _ in calls] == ["spawn", "ended"]
+    assert calls[0][1] == calls[1][1]
+    calls.clear()
+    assert await run("sleep 0.3") == 0
+    assert [kind for kind, _ in calls] == ["spawn", "running", "ended"]
+    assert calls[0][1] == calls[1][1] == calls[2][1]
+
+
+async def test_on_ended_has_the_start_ticks_of_a_short_step_and_of_a_killed_one() -> None:
+    """The start time is read before the reap, also when nothing asked for it earlier."""
+    ended: list[ProcessInfo] = []
+    code = await run_shell("true", cwd=Path("/"), env=env(), on_output=None, on_ended=ended.append)
+    assert code == 0
+    with trio.move_on_after(0.2):
+        await run_shell(
+            "sleep 300", cwd=Path("/"), env=env(), on_output=None, on_ended=ended.append
+        )
+    assert len(ended) == 2
+    for info in ended:
+        assert info.pgid == info.pid and isinstance(info.start_ticks, int)
+        assert not alive(info.pid)
+
+
+async def test_on_running_failure_kills_the_step_and_propagates() -> None:
+    infos: list[ProcessInfo] = []
+
+    async def on_running(info: ProcessInfo) -> None:
+        infos.append(info)
+        raise RuntimeError("WAL unavailable")
+
+    with pytest.raises(RuntimeError, match="WAL unavailable"):
+        await run_shell(
+            "sleep 300",
+            cwd=Path("/"),
+            env=env(),
+            on_output=None,
+            on_running=on_running,
+            running_after=0.01,
+        )
+    assert not alive(infos[0].pid)
+
+
+async def test_concurrent_steps_each_get_their_own_exit_and_group() -> None:
+    """A lone step is spawned on the trio thread, concurrent ones from worker threads: both ways
+    give each step its own session, its exit code and its output, and release its pidfd."""
+    fds_before = len(os.listdir("/proc/self/fd"))
+    results: dict[int, tuple[int, list[str], ProcessInfo]] = {}
+
+    async def one(i: int) -> None:
+        infos: list[ProcessInfo] = []
+
+        async def on_spawn(info: ProcessInfo) -> None:
+            infos.append(info)
+
+        out = Collector()
+        code = await run_shell(
+            f"echo {i}; sleep 0.0{i % 5}; exit {i}",
+            cwd=Path("/"),
+            env=env(),
+            on_output=out,
+            on_spawn=on_spawn,
+        )
+        results[i] = (code, out.of("stdout"), infos[0])
+
+    async with trio.open_nursery() as nursery:
+        for i in range(12):
+            nursery.start_soon(one, i)
+    await one(12)  # alone again
+    for i, (code, lines, info) in results.items():
+        assert (code, lines) == (i, [str(i)])
+        assert info.pgid == info.pid
+    assert len({info.pid for _, _, info in results.values()}) == 13
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    # Nothing counts as still running (a leaked count would send every later spawn to a thread).
+    assert process_module._Child.live == 0
 
 
 def test_process_start_ticks() -> None:

@@ -5,9 +5,10 @@ step's ``sleep 300 &`` grandchildren would outlive a cancelled pipeline (see eco
 pitfalls"). Every shell step therefore runs with ``start_new_session=True`` — the child is the
 leader of its own session and process group (``pgid == pid``) — and every kill targets the group.
 
-The runtime records ``ProcessInfo(pid, pgid, start_ticks)`` durably right after the spawn. After a
-daemon crash the recorded group may still run (children are re-parented, not killed), or the pid may
-have been recycled by an unrelated process. ``start_ticks`` (field 22 of ``/proc/<pid>/stat``,
+The runtime records ``ProcessInfo(pid, pgid, start_ticks)`` durably: once the step has run for a
+moment (``on_running``), or with its exit when it ends sooner. After a daemon crash the recorded
+group may still run (children are re-parented, not killed), or the pid may have been recycled by
+an unrelated process. ``start_ticks`` (field 22 of ``/proc/<pid>/stat``,
 clock ticks since boot) tells the two apart, and the environment marker the runtime puts into every
 step (``OJ_PIPELINE_ID``, ``OJ_STEP``) finds a group whose leader is already gone.
 
@@ -32,6 +33,7 @@ import logging
 import os
 import resource
 import signal
+import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -84,8 +86,8 @@ class ProcessInfo:
 
     ``pgid`` equals ``pid`` for steps started here (session leader); it is kept separately so a
     recorded group can be signalled even when its leader is gone. ``start_ticks`` is ``None`` only
-    if ``/proc`` could not be read at spawn time, in which case PID-reuse protection falls back to
-    the environment marker.
+    if ``/proc`` could not be read, in which case PID-reuse protection falls back to the
+    environment marker.
     """
 
     pid: int
@@ -278,7 +280,120 @@ def _spawn_error(exc: OSError, argv0: str, cwd: Path) -> ProcessSpawnError:
     return ProcessSpawnError(f"cannot start shell step: {argv0}: {exc.strerror or exc}")
 
 
-async def _terminate_group(proc: trio.Process, pgid: int, grace: float) -> None:
+class _Child:
+    """A spawned shell, waited for the cheapest correct way: a pidfd in trio's epoll, as trio
+    itself does (where ``pidfd_open`` is missing, Linux < 5.3, a worker thread blocks in
+    ``waitid(WNOWAIT)`` instead). ``Popen`` reaps it, so ``returncode`` follows the ``subprocess``
+    convention (``-N`` for signal ``N``).
+
+    Its start time is read lazily (:meth:`start_ticks`), at the latest just before the reap, when
+    ``/proc`` still has it. Not right after the spawn: ``Popen`` returns while the child is still
+    inside ``exec`` (``vfork`` lets the parent go on at that point), and a read of
+    ``/proc/<pid>/stat`` then waits for the exec to finish, ≈ 1 ms in one read out of ten.
+    """
+
+    #: How many shells of this process are between spawn and reap (see :func:`_spawn`).
+    live = 0
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._pidfd: int | None
+        try:
+            self._pidfd = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
+            self._pidfd = None
+        self._ticks: int | None = None
+        self._ticks_read = False
+        self._counted = True
+        _Child.live += 1
+
+    def start_ticks(self) -> int | None:
+        """``/proc/<pid>/stat`` start ticks (read once; ``None`` if reaped before it was read)."""
+        if not self._ticks_read and self.popen.returncode is None:
+            self._ticks = process_start_ticks(self.pid)
+            self._ticks_read = True
+        return self._ticks
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status, or ``None`` while it runs (reaps it if it has just exited)."""
+        if self.popen.returncode is None:
+            self.start_ticks()
+        code = self.popen.poll()
+        if code is not None:
+            self.close()
+        return code
+
+    async def wait(self) -> int:
+        """Wait for the exit and reap. Cancellable (the child keeps running)."""
+        if self.popen.returncode is None:
+            if self._pidfd is not None:
+                await trio.lowlevel.wait_readable(self._pidfd)
+            else:  # pragma: no cover - kernels before 5.3
+                await trio.to_thread.run_sync(_waitid_exited, self.pid, abandon_on_cancel=True)
+            # The child has exited (pidfd readable, or waitid returned): a zombie whose stat is
+            # cheap to read, and which this reaps at once.
+            self.start_ticks()
+            self.popen.wait()
+        self.close()
+        assert self.popen.returncode is not None
+        return self.popen.returncode
+
+    def close(self) -> None:
+        """Drop the pidfd (idempotent); the child no longer counts as live."""
+        if self._pidfd is not None:
+            fd, self._pidfd = self._pidfd, None
+            trio.lowlevel.notify_closing(fd)
+            os.close(fd)
+        if self._counted:
+            self._counted = False
+            _Child.live -= 1
+
+
+def _waitid_exited(pid: int) -> None:  # pragma: no cover - kernels before 5.3
+    """Block until ``pid`` has exited, without reaping it (``Popen.wait`` does that)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+
+async def _spawn(
+    argv: list[str], *, stdin: int, stdout: int, stderr: int, cwd: Path, env: Mapping[str, str]
+) -> _Child:
+    """Start ``argv`` as the leader of a new session and process group.
+
+    Where the ``Popen`` runs is a measured trade-off (bench/RESULTS.md, "Step latency"). For
+    these options ``subprocess`` uses ``vfork``, so the calling thread is suspended until the
+    child has called ``exec``. When the CPU is free that is ≈ 0.2–0.3 ms, and doing it right
+    here saves the worker-thread hop (and GIL hand-offs) that ``trio.lowlevel.open_process``
+    adds on top of the same spawn, ≈ 0.15–0.2 ms on the critical path of every step of a chain.
+    But while other steps' processes compete for the cores, the child can wait milliseconds for
+    one before it execs, and on the trio thread that would stall every other pipeline; so the
+    spawn goes to a worker thread (as trio does) whenever another shell of ours is running or
+    another task is ready to run.
+    A cancellation while a worker spawns is deferred until the spawn returns, so the caller
+    always gets the child it has to kill.
+    """
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+
+    if _Child.live == 0 and trio.lowlevel.current_statistics().tasks_runnable == 0:
+        popen = spawn()
+    else:
+        popen = await trio.to_thread.run_sync(spawn)
+    return _Child(popen)
+
+
+async def _terminate_group(proc: _Child, pgid: int, grace: float) -> None:
     """SIGTERM the group, wait up to ``grace`` for all of it, then SIGKILL and reap.
 
     Returns at once (two syscalls) when the leader has exited and nothing else is left in the group,
@@ -360,6 +475,9 @@ async def run_shell(
     env: Mapping[str, str],
     on_output: Callable[[str, str], None] | None,
     on_spawn: Callable[[ProcessInfo], Awaitable[None]] | None = None,
+    on_running: Callable[[ProcessInfo], Awaitable[None]] | None = None,
+    running_after: float = 0.0,
+    on_ended: Callable[[ProcessInfo], None] | None = None,
     grace: float = 10.0,
     shell_prefix: str = DEFAULT_SHELL_PREFIX,
     output_fd: int | None = None,
@@ -378,8 +496,19 @@ async def run_shell(
       streams, with no Python in between. Cheapest, but the bytes are raw: no per-line prefix.
     * neither — output goes to ``/dev/null``.
 
-    ``on_spawn(info)`` is awaited right after the spawn so the runtime can make the pid, pgid and
-    start ticks durable; if it raises, the step is killed and the error propagates.
+    The shell's :class:`ProcessInfo` (pid, pgid, start ticks) is handed out three ways:
+
+    * ``on_spawn(info)`` is awaited right after the spawn. Its start ticks are read at once,
+      which can wait ≈ 1 ms for the child's exec to finish (see :class:`_Child`).
+    * ``on_running(info)`` is awaited once the shell has run for ``running_after`` seconds, and
+      never for a shell that ends sooner.
+    * ``on_ended(info)`` is called once the shell has ended and been reaped (exited, killed on
+      cancel, or killed because a callback failed), before ``run_shell`` returns or raises.
+
+    The runtime makes a long step's info durable in ``on_running`` and puts a short step's
+    (from ``on_ended``) into the commit of its exit, so a trivial step pays one durable commit,
+    not two. If ``on_spawn`` or ``on_running`` raises, the step is killed and the error
+    propagates.
 
     When the leader exits, whatever it left behind in its group (background jobs it did not wait
     for) is terminated the same way as on cancel: a step's lifetime is its shell's lifetime, as in
@@ -409,15 +538,7 @@ async def run_shell(
         out = err = _devnull()
     argv = [shell, "-c", shell_prefix + command]
     try:
-        proc = await trio.lowlevel.open_process(
-            argv,
-            stdin=_devnull(),
-            stdout=out,
-            stderr=err,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
+        proc = await _spawn(argv, stdin=_devnull(), stdout=out, stderr=err, cwd=cwd, env=env)
     except OSError as exc:
         for r, _ in readers:
             os.close(r)
@@ -429,35 +550,48 @@ async def run_shell(
 
     # setsid() in the child made it the leader of a new group whose id is its pid.
     pgid = proc.pid
-    info = ProcessInfo(pid=proc.pid, pgid=pgid, start_ticks=process_start_ticks(proc.pid))
+
+    def info() -> ProcessInfo:
+        return ProcessInfo(pid=proc.pid, pgid=pgid, start_ticks=proc.start_ticks())
+
     wait_scope = trio.CancelScope()
     pump_scopes: list[trio.CancelScope] = []
     pump_errors: list[BaseException] = []
     failure: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        if on_output is not None:
-            for fd, name in readers:
-                scope = trio.CancelScope(shield=True)
-                pump_scopes.append(scope)
-                nursery.start_soon(
-                    _pump, fd, name, on_output, scope, pump_errors, wait_scope.cancel
-                )
-        # Exceptions (Cancelled included) are caught here and re-raised after the nursery: a
-        # nursery would wrap them in an ExceptionGroup, and callers expect a bare Cancelled.
-        try:
-            with wait_scope:
-                if on_spawn is not None:
-                    await on_spawn(info)
-                await proc.wait()
-            await _terminate_group(proc, pgid, grace)
-        except BaseException as exc:
-            failure = exc
-        if failure is not None or proc.returncode is None or wait_scope.cancelled_caught:
-            with trio.CancelScope(shield=True):
+    try:
+        async with trio.open_nursery() as nursery:
+            if on_output is not None:
+                for fd, name in readers:
+                    scope = trio.CancelScope(shield=True)
+                    pump_scopes.append(scope)
+                    nursery.start_soon(
+                        _pump, fd, name, on_output, scope, pump_errors, wait_scope.cancel
+                    )
+            # Exceptions (Cancelled included) are caught here and re-raised after the nursery: a
+            # nursery would wrap them in an ExceptionGroup, and callers expect a bare Cancelled.
+            try:
+                with wait_scope:
+                    if on_spawn is not None:
+                        await on_spawn(info())
+                    if on_running is not None:
+                        with trio.move_on_after(running_after):
+                            await proc.wait()
+                        if proc.popen.returncode is None:
+                            await on_running(info())
+                    await proc.wait()
                 await _terminate_group(proc, pgid, grace)
-        deadline = trio.current_time() + drain_timeout
-        for scope in pump_scopes:
-            scope.deadline = min(scope.deadline, deadline)
+            except BaseException as exc:
+                failure = exc
+            if failure is not None or proc.returncode is None or wait_scope.cancelled_caught:
+                with trio.CancelScope(shield=True):
+                    await _terminate_group(proc, pgid, grace)
+            deadline = trio.current_time() + drain_timeout
+            for scope in pump_scopes:
+                scope.deadline = min(scope.deadline, deadline)
+    finally:
+        proc.close()
+    if on_ended is not None and proc.popen.returncode is not None:
+        on_ended(info())
     if failure is not None:
         raise failure
     if pump_errors:
