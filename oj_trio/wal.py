@@ -128,8 +128,9 @@ class WalWriter:
     """Group-committing WAL appender for one trio loop.
 
     ``append`` frames its events under freshly assigned seqs into the open batch and waits; the
-    flusher task (:meth:`run`) takes the whole open batch, writes it and fsyncs it in a worker thread,
-    calls ``on_durable`` with the batch's ``(seq, event)`` pairs (the store applies them there, so the
+    flusher task (:meth:`run`) takes the whole open batch, writes it and fsyncs it in a worker thread
+    (on the loop itself when the batch holds a single append, see :meth:`_flush`), calls
+    ``on_durable`` with the batch's ``(seq, event)`` pairs (the store applies them there, so the
     apply order is the seq order), then wakes every waiter. Appends made while a batch is being
     fsynced go into the next batch: concurrent appends share one fsync.
 
@@ -149,8 +150,10 @@ class WalWriter:
         sync: ``False`` skips fsync (benchmarks of the no-durability ceiling only).
         fsync: the sync function (tests inject failures); default ``os.fdatasync``.
         run_blocking: how the blocking file work (write + fsync, snapshot, compaction) runs; default
-            a worker thread. Tests on trio's ``MockClock`` pass :func:`run_inline`: an autojump clock
-            jumps to the next deadline whenever every task waits, a thread included.
+            a worker thread, except the write + fsync of a batch holding a single append, which then
+            runs on the trio thread (see :meth:`_flush`). Tests on trio's ``MockClock`` pass
+            :func:`run_inline`: an autojump clock jumps to the next deadline whenever every task
+            waits, a thread included.
     """
 
     def __init__(
@@ -177,6 +180,8 @@ class WalWriter:
         self._sync = sync
         self._fsync = fsync
         self._run_blocking = run_blocking
+        #: Lone commits write on the loop (see :meth:`_flush`); not when a test injected its own.
+        self._inline_lone = run_blocking is trio.to_thread.run_sync
         self._open = _Batch()
         #: The batch being written and fsynced (None between batches).
         self._inflight: _Batch | None = None
@@ -311,8 +316,18 @@ class WalWriter:
 
     async def _flush(self, batch: _Batch) -> None:
         data = b"".join(batch.lines)
+        write = functools.partial(self._write_sync, data)
         try:
-            await self._run_blocking(functools.partial(self._write_sync, data))
+            if self._inline_lone and len(batch.waiters) == 1:
+                # A lone commit (one request, one pipeline step) is on its caller's critical
+                # path, and the two thread hand-offs around it cost ≈ 0.1 ms on an idle machine
+                # and milliseconds on a busy one (each waits for a core), more than the fsync
+                # (bench/RESULTS.md, "Step latency"). Doing it here holds up other work for one
+                # fsync at most. Concurrent commits still go to the thread, so the loop fills
+                # the next batch meanwhile.
+                write()
+            else:
+                await self._run_blocking(write)
         except BaseException as exc:
             batch.release(exc)
             log.error("WAL write failed, refusing further appends: %r", exc)
