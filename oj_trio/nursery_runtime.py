@@ -99,11 +99,13 @@ class Supervisor:
         with self._timer_scope:
             await self.timers.run(task_status=task_status)
 
-    def spawn(self, pipeline_id: str, *, rerun: bool = False) -> None:
+    def spawn(
+        self, pipeline_id: str, *, rerun: bool = False, prestarted: str | None = None
+    ) -> None:
         """Start the task that drives ``pipeline_id`` (no-op if it runs, or while draining)."""
         if pipeline_id in self._tasks or self._nursery is None or self._draining:
             return
-        task = PipelineTask()
+        task = PipelineTask(prestarted=prestarted)
         self._tasks[pipeline_id] = task
         self._nursery.start_soon(
             self._supervise, pipeline_id, task, rerun, name=f"pipeline {pipeline_id[:12]}"

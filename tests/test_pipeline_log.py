@@ -156,3 +156,22 @@ def test_read_from_follows_complete_lines(tmp_path: Path) -> None:
     assert lines == ["two", "three"]
     f.write_bytes(b"new\n")  # truncated and rewritten: start over
     assert read_from(f, off) == (["new"], 4)
+
+
+def test_background_writer_keeps_order_and_flush_is_a_barrier(tmp_path: Path) -> None:
+    """The daemon's mode: the caller only queues; a writer thread creates, appends and closes.
+    After ``flush`` every queued line is in its file, each log in the order it was written."""
+    plog = PipelineLog(tmp_path / "logs", clock=Clock(), max_open=2, background=True)
+    for n in range(200):
+        plog.write(f"p{n % 5}", "s", f"line {n}")
+    plog.close("p0")
+    plog.flush()
+    for p in range(5):
+        lines = plog.path(f"p{p}").read_text().splitlines()
+        assert [line.rsplit(" ", 1)[1] for line in lines] == [str(n) for n in range(p, 200, 5)]
+    plog.remove("p1")
+    assert not plog.path("p1").exists()
+    plog.write("p2", "s", "last")
+    plog.close_all()
+    assert plog.path("p2").read_text().splitlines()[-1].endswith("[s] last")
+    assert plog.open_count == 0

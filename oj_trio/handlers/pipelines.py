@@ -95,8 +95,13 @@ async def prune(s: Services, request: PipelinePruneRequest) -> PipelinesPrunedRe
         pruned.append({"id": p.id, "name": p.name, "step": p.step})
     if not dry_run and pruned:
         await ctx.commit(*[ev.PipelineDeleted(id=e["id"]) for e in pruned])
-        for entry in pruned:
-            ctx.log.remove(entry["id"])
+        ids = [entry["id"] for entry in pruned]
+
+        def remove_logs() -> None:
+            for pipeline_id in ids:
+                ctx.log.remove(pipeline_id)
+
+        await trio.to_thread.run_sync(remove_logs)
     return {"type": "PipelinesPruned", "pruned": pruned, "skipped": skipped}
 
 
@@ -119,6 +124,7 @@ async def get_logs(s: Services, query: GetPipelineLogsQuery) -> PipelineLogsResp
     p = s.ctx.state.get_pipeline(query["id"])
     path = s.ctx.log.path(p.id if p is not None else query["id"])
     lines = query.get("lines", 50)
+    await trio.to_thread.run_sync(s.ctx.log.flush)  # every line written so far is in the file
     content = await trio.to_thread.run_sync(_tail_or_empty, path, lines)
     size = path.stat().st_size if path.exists() else 0
     return {"type": "PipelineLogs", "log_path": str(path), "lines": content, "size": size}

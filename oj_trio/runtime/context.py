@@ -45,7 +45,9 @@ class RuntimeContext:
     def build(
         cls, store: Store, state_dir: Path, env: dict[str, str], clock: Clock
     ) -> RuntimeContext:
-        log = PipelineLog(paths.logs_dir(state_dir), clock=lambda: clock.now_ms() / 1000)
+        log = PipelineLog(
+            paths.logs_dir(state_dir), clock=lambda: clock.now_ms() / 1000, background=True
+        )
         return cls(
             store=store,
             clock=clock,
@@ -72,8 +74,11 @@ class RuntimeContext:
 class Supervision(Protocol):
     """What handlers and services may ask of the supervisor (:mod:`oj_trio.nursery_runtime`)."""
 
-    def spawn(self, pipeline_id: str, *, rerun: bool = False) -> None:
-        """Start the task that drives ``pipeline_id`` (no-op if it runs, or while draining)."""
+    def spawn(
+        self, pipeline_id: str, *, rerun: bool = False, prestarted: str | None = None
+    ) -> None:
+        """Start the task that drives ``pipeline_id`` (no-op if it runs, or while draining);
+        ``prestarted``: the step whose ``step:started`` went out with the pipeline's creation."""
 
     def is_driving(self, pipeline_id: str) -> bool:
         """Whether a task drives ``pipeline_id`` right now."""
