@@ -74,6 +74,7 @@ class Supervisor:
         self.workers = WorkerService(self.ctx, self)
         self.timers.register(QUEUE_RETRY, self.workers.on_retry_timer)
         self.ctx.pipeline_end_hooks.append(self.workers.pipeline_ended)
+        self.ctx.ending_hooks.append(self.workers.ending_events)
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, PipelineTask] = {}
         self._draining = False

@@ -19,7 +19,7 @@ without its outcome reaching the queue is settled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import attrs
@@ -101,6 +101,19 @@ class QueueBackend(Protocol):
         retry_at_ms: int | None,
     ) -> None:
         """The item's pipeline failed: retry it at ``retry_at_ms``, or (None) it is dead."""
+        ...
+
+    def outcome_events(
+        self,
+        worker: WorkerRef,
+        pipeline_id: str,
+        item_id: str,
+        error: str | None,
+        retry_at_ms: int | None,
+    ) -> Sequence[EventBase] | None:
+        """The item's outcome (``error`` None: completed) as events to commit together with the
+        event that ends its pipeline, or None when the outcome cannot be part of a local commit
+        (a backend whose items live elsewhere): then :meth:`complete`/:meth:`fail` follow."""
         ...
 
     async def release(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:

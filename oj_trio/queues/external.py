@@ -136,6 +136,16 @@ class ExternalQueue:
         # The external system owns the item's fate (runbooks call e.g. `wok reopen` in a step).
         await self._settle(worker, pipeline_id)
 
+    def outcome_events(
+        self,
+        worker: WorkerRef,
+        pipeline_id: str,
+        item_id: str,
+        error: str | None,
+        retry_at_ms: int | None,
+    ) -> list[ev.EventBase]:
+        return [self._settled(worker, pipeline_id)]
+
     async def release(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         await self._settle(worker, pipeline_id)
 
@@ -143,8 +153,9 @@ class ExternalQueue:
         return 0
 
     async def _settle(self, worker: WorkerRef, pipeline_id: str) -> None:
-        await self.store.commit(
-            ev.WorkerItemSettled(
-                worker_name=worker.name, pipeline_id=pipeline_id, namespace=worker.namespace
-            )
+        await self.store.commit(self._settled(worker, pipeline_id))
+
+    def _settled(self, worker: WorkerRef, pipeline_id: str) -> ev.EventBase:
+        return ev.WorkerItemSettled(
+            worker_name=worker.name, pipeline_id=pipeline_id, namespace=worker.namespace
         )

@@ -57,26 +57,21 @@ class PersistedQueue:
             events.append(self._dispatched(worker, c.pipeline_id, c.item_id))
         return Claims(claims, tuple(events))
 
-    async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
-        await self.store.commit(
-            ev.QueueCompleted(
-                queue_name=self.queue_name,
-                item_id=item_id,
-                namespace=self.namespace,
-                at_ms=self.clock.now_ms(),
-            ),
-            self._settled(worker, pipeline_id),
-        )
-
-    async def fail(
+    def outcome_events(
         self,
         worker: WorkerRef,
         pipeline_id: str,
         item_id: str,
-        error: str,
+        error: str | None,
         retry_at_ms: int | None,
-    ) -> None:
+    ) -> list[ev.EventBase]:
         at = self.clock.now_ms()
+        settled = self._settled(worker, pipeline_id)
+        if error is None:
+            completed = ev.QueueCompleted(
+                queue_name=self.queue_name, item_id=item_id, namespace=self.namespace, at_ms=at
+            )
+            return [completed, settled]
         failed = ev.QueueFailed(
             queue_name=self.queue_name,
             item_id=item_id,
@@ -92,7 +87,21 @@ class PersistedQueue:
         else:
             timer = queue_retry_id(self.namespace, self.queue_name, item_id)
             then = ev.TimerSet(id=timer, due_at_ms=retry_at_ms)
-        await self.store.commit(failed, then, self._settled(worker, pipeline_id))
+        return [failed, then, settled]
+
+    async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
+        await self.store.commit(*self.outcome_events(worker, pipeline_id, item_id, None, None))
+
+    async def fail(
+        self,
+        worker: WorkerRef,
+        pipeline_id: str,
+        item_id: str,
+        error: str,
+        retry_at_ms: int | None,
+    ) -> None:
+        events = self.outcome_events(worker, pipeline_id, item_id, error, retry_at_ms)
+        await self.store.commit(*events)
 
     async def release(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         item = self.store.state.queue(self.queue_name, self.namespace).get(item_id)

@@ -38,8 +38,11 @@ class RuntimeContext:
     #: Seconds a step's process group gets between SIGTERM and SIGKILL.
     step_grace: float
     #: Called with every pipeline that ended, after its own side effects (the worker service
-    #: settles the pipeline's queue item here).
+    #: settles the pipeline's queue item here if it is not settled yet, and looks again).
     pipeline_end_hooks: list[Callable[[Pipeline], Awaitable[None]]] = attrs.Factory(list)
+    #: Called (pure, no I/O) with a pipeline and the step a decision ends it on; the events they
+    #: return go into the same commit (the worker service: the pipeline's queue item outcome).
+    ending_hooks: list[Callable[[Pipeline, str], list[ev.EventBase]]] = attrs.Factory(list)
 
     @classmethod
     def build(

@@ -26,7 +26,7 @@ import trio
 from ..adapters.notify import notify
 from ..adapters.process import terminate_orphans
 from ..errors import OjError
-from ..events import StepStarted
+from ..events import EventBase, PipelineAdvanced, StepStarted
 from ..pipeline_setup import pipeline_context
 from ..pipelines.transitions import (
     INTERRUPTED,
@@ -73,11 +73,26 @@ class PipelineTask:
             self.scope.cancel()
 
 
+def ending_step(decision: Decision) -> str | None:
+    """The step a decision ends its pipeline on (done, failed, cancelled), if it does."""
+    for event in decision.events:
+        if isinstance(event, PipelineAdvanced) and event.terminal:
+            return event.step
+    return None
+
+
 async def commit_decision(ctx: RuntimeContext, p: Pipeline, decision: Decision) -> None:
-    """Carry a decision out: its log lines (under the step ``p`` is on), then its events."""
+    """Carry a decision out: its log lines (under the step ``p`` is on), then its events — with,
+    when the decision ends the pipeline, what the ending hooks add to the same commit (a queue
+    item's outcome: the pipeline's end and its item's are one durable step)."""
     for line in decision.log:
         ctx.log.write(p.id, p.step, line)
-    await ctx.commit(*decision.events)
+    extra: list[EventBase] = []
+    final = ending_step(decision)
+    if final is not None:
+        for hook in ctx.ending_hooks:
+            extra += hook(p, final)
+    await ctx.commit(*decision.events, *extra)
 
 
 async def commit_outcome(
@@ -137,7 +152,7 @@ class PipelineDriver:
             if p is not None and not p.terminal:
                 error = f"internal error: {type(exc).__name__}: {exc}"
                 try:
-                    await ctx.commit(*internal_error(p, error, ctx.clock.now_ms()).events)
+                    await commit_decision(ctx, p, internal_error(p, error, ctx.clock.now_ms()))
                 except Exception:
                     log.exception("pipeline %s: cannot record the internal error", pipeline_id)
 
