@@ -91,6 +91,20 @@ def discover_runbooks(directory: Path) -> list[Path]:
     return sorted(found)
 
 
+def project_is_cached(project_root: Path) -> bool:
+    """Whether every runbook of the project is memoised and unchanged on disk, so that loading
+    it costs a directory walk and a few ``stat`` calls, no parsing (cheap enough to do inline)."""
+    for file in discover_runbooks(runbook_dir(project_root)):
+        try:
+            stat = file.stat()
+        except OSError:
+            return False
+        cached = _cache.get((str(file.resolve()), _relative(file, project_root)))
+        if cached is None or cached[0] != (stat.st_mtime_ns, stat.st_size):
+            return False
+    return True
+
+
 def load_project(project_root: Path) -> list[LoadedRunbook]:
     """Every runbook of a project, paths shown relative to the project root."""
     out: list[LoadedRunbook] = []

@@ -4,12 +4,15 @@ A pipeline runs the runbook it was created from, stored in state under its conte
 (``runbook:loaded``), so an edit to the file never changes a pipeline mid-run and a restart
 finds the exact definition again. Loading from disk goes through one thread at a time: the
 loader caches by file stamp, and a burst of requests on a cold cache would otherwise parse the
-same file (and build the HCL parser) once per request, all at once.
+same file (and build the HCL parser) once per request, all at once. Once the project's files are
+cached and unchanged, a lookup is a few ``stat`` calls and runs inline (no thread, no lock).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
@@ -23,6 +26,8 @@ from ..store import Store
 
 #: Memo tables are cleared when they grow past this (runbook objects are few and long-lived).
 _MEMO_LIMIT = 256
+
+T = TypeVar("T")
 
 
 class RunbookCache:
@@ -68,27 +73,34 @@ class RunbookCache:
     ) -> tuple[Runbook, Command]:
         from ..runbook import find_command
 
+        return await self._load(root, lambda: find_command(root, name, runbook_file))
+
+    async def _load(self, root: Path, fn: Callable[[], T]) -> T:
+        """Run a loader call: inline when the project's files are memoised and unchanged (a few
+        ``stat`` calls: cheaper than a thread hop, and pushes do not queue behind one lock),
+        else in a thread, one at a time."""
+        from ..runbook.loader import project_is_cached
+
+        if project_is_cached(root):
+            return fn()
         async with self._load_lock:
-            return await trio.to_thread.run_sync(find_command, root, name, runbook_file)
+            return await trio.to_thread.run_sync(fn)
 
     async def find_queue(self, root: Path, name: str) -> tuple[Runbook, Queue]:
         from ..runbook import find_queue
 
-        async with self._load_lock:
-            return await trio.to_thread.run_sync(find_queue, root, name)
+        return await self._load(root, lambda: find_queue(root, name))
 
     async def find_worker(self, root: Path, name: str) -> tuple[Runbook, Worker]:
         from ..runbook import find_worker
 
-        async with self._load_lock:
-            return await trio.to_thread.run_sync(find_worker, root, name)
+        return await self._load(root, lambda: find_worker(root, name))
 
     async def project(self, root: Path) -> list[Runbook]:
         """The project's valid runbooks (broken files are skipped, as ``oj run`` does)."""
         from ..runbook import load_project
 
-        async with self._load_lock:
-            loaded = await trio.to_thread.run_sync(load_project, root)
+        loaded = await self._load(root, lambda: load_project(root))
         return [item.runbook for item in loaded if item.ok and item.runbook is not None]
 
     async def list_commands(self, root: Path) -> str:
