@@ -167,6 +167,9 @@ class _Child:
             self._pidfd = None
         self._ticks: int | None = None
         self._ticks_read = False
+        #: Whether anyone will ask for the start time after the exit (``on_ended``): only then
+        #: is ``/proc`` read just before the reap.
+        self.keep_ticks = False
         self._counted = True
         _Child.live += 1
 
@@ -180,7 +183,7 @@ class _Child:
     @property
     def returncode(self) -> int | None:
         """The exit status, or ``None`` while it runs (reaps it if it has just exited)."""
-        if self.popen.returncode is None:
+        if self.popen.returncode is None and self.keep_ticks:
             self.start_ticks()
         code = self.popen.poll()
         if code is not None:
@@ -195,8 +198,9 @@ class _Child:
             else:  # pragma: no cover - kernels before 5.3
                 await trio.to_thread.run_sync(_waitid_exited, self.pid, abandon_on_cancel=True)
             # The child has exited (pidfd readable, or waitid returned): a zombie whose stat is
-            # cheap to read, and which this reaps at once.
-            self.start_ticks()
+            # cheap to read (when someone will want it), and which this reaps at once.
+            if self.keep_ticks:
+                self.start_ticks()
             self.popen.wait()
         self.close()
         assert self.popen.returncode is not None
@@ -412,6 +416,7 @@ async def run_shell(
 
     # setsid() in the child made it the leader of a new group whose id is its pid.
     pgid = proc.pid
+    proc.keep_ticks = on_ended is not None
 
     def info() -> ProcessInfo:
         return ProcessInfo(pid=proc.pid, pgid=pgid, start_ticks=proc.start_ticks())

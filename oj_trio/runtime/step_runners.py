@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Protocol
 
 import attrs
-import trio
 
 from .. import events as ev
 from ..adapters.process import ProcessInfo, ProcessSpawnError, run_shell
@@ -47,10 +46,11 @@ def step_env(ctx: RuntimeContext, p: Pipeline) -> dict[str, str]:
     return env
 
 
-#: A shell step still running after this many seconds gets its ``shell:spawned`` committed on
-#: its own; a shorter one's goes into the batch of its exit. Nothing waits for that record (the
-#: spawn was announced, durably, by ``step:started``; a restart finds a step's leftovers by their
-#: environment marker), so a trivial step pays one durable commit instead of two.
+#: A shell step still running after this many seconds gets its ``shell:spawned`` committed. A
+#: step that ends sooner gets none: the record's only use is finding a *running* group after a
+#: crash (and a restart finds a step's leftovers by their environment marker anyway), and the
+#: spawn itself was announced, durably, by ``step:started``. So a trivial step pays one durable
+#: commit and no ``/proc`` read.
 SPAWN_RECORD_DELAY = 0.05
 
 
@@ -64,28 +64,16 @@ class ShellRunner:
         step_name = p.step
         ctx.log.write(p.id, step_name, f"shell (cwd: {cwd}): {command}")
 
-        # The spawn's record: committed on its own if the step is still running after
-        # SPAWN_RECORD_DELAY, else (exit, cancel, failure) ahead of the events that end it.
-        spawned: list[ev.ShellSpawned] = []
-        recorded = False
-
-        def spawn_record(info: ProcessInfo) -> ev.ShellSpawned:
-            return ev.ShellSpawned(
-                pipeline_id=p.id,
-                step=step_name,
-                pid=info.pid,
-                pgid=info.pgid,
-                start_ticks=info.start_ticks,
-            )
-
         async def record_spawn(info: ProcessInfo) -> None:
-            nonlocal recorded
-            recorded = True
-            await ctx.commit(spawn_record(info))
-
-        def remember_spawn(info: ProcessInfo) -> None:
-            if not recorded:
-                spawned.append(spawn_record(info))
+            await ctx.commit(
+                ev.ShellSpawned(
+                    pipeline_id=p.id,
+                    step=step_name,
+                    pid=info.pid,
+                    pgid=info.pgid,
+                    start_ticks=info.start_ticks,
+                )
+            )
 
         try:
             code = await run_shell(
@@ -95,24 +83,16 @@ class ShellRunner:
                 on_output=ctx.log.output_callback(p.id, step_name),
                 on_running=record_spawn,
                 running_after=SPAWN_RECORD_DELAY,
-                on_ended=remember_spawn,
                 grace=ctx.step_grace,
             )
         except ProcessSpawnError as exc:
             return Failed(str(exc), log=(f"shell failed to start: {exc}",))
-        except BaseException:
-            # Cancelled, interrupted or broken before its spawn had a record of its own.
-            if spawned:
-                with trio.CancelScope(shield=True):
-                    await ctx.commit(*spawned)
-            raise
         exit_code = code if code >= 0 else -1
         exited = ev.ShellExited(
             pipeline_id=p.id, step=step_name, exit_code=exit_code, at_ms=ctx.clock.now_ms()
         )
-        # The exit and the transition it causes are one durable batch (with the spawn record of
-        # a step too short to have had its own).
-        return exit_outcome(exit_code, (*spawned, exited))
+        # The exit and the transition it causes are one durable batch.
+        return exit_outcome(exit_code, (exited,))
 
 
 @attrs.frozen
