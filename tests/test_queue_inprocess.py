@@ -677,3 +677,36 @@ async def test_an_item_whose_pipeline_cannot_be_created_fails_with_the_reason(
         assert rt.store.state.pipelines == {}
         assert rt.runner.started == []
         assert worker(rt).items == {} and worker(rt).active_pipeline_ids == []
+
+
+async def test_a_bug_in_dispatch_costs_one_dispatch_not_the_worker(
+    tmp_path: Path, autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception while dispatching is logged; the worker loop (and the service,
+    and the daemon with it) carries on, and the next wake dispatches normally."""
+    from oj_trio.runtime import workers as workers_module
+
+    calls = 0
+
+    async def broken_once(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return await prepare_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workers_module, "prepare_pipeline", broken_once)
+    async with open_runtime(tmp_path, {"work": [Step(10, 0)]}) as rt:
+        runbook = rt.load(runbook_text())
+        [first] = await rt.push(runbook, "jobs", {"name": "a"})
+        await rt.wait_until(lambda: calls == 1)
+        # the claim was never committed (it goes with the pipelines): the item is still pending
+        assert rt.item("jobs", first).status == QueueItemStatus.PENDING
+        [second] = await rt.push(runbook, "jobs", {"name": "b"})
+        await rt.wait_until(
+            lambda: (
+                rt.item("jobs", first).status == QueueItemStatus.COMPLETED
+                and rt.item("jobs", second).status == QueueItemStatus.COMPLETED
+            )
+        )
+        assert worker(rt).status == WorkerStatus.RUNNING

@@ -155,6 +155,8 @@ class WorkerService:
                 poll: float | None = None
                 if record.status == WorkerStatus.RUNNING and not self.supervisor.is_draining():
                     poll = await self._dispatch_safely(record)
+                # An external queue's `poll` is a period, not a deadline: a restart polls at
+                # once anyway, so it needs no durable timer.
                 with trio.move_on_after(poll if poll else math.inf):
                     await wake.wait()
         finally:
@@ -175,6 +177,9 @@ class WorkerService:
             log.warning("worker %s: %s", record.name, exc)
         except OjError as exc:
             log.error("worker %s: %s", record.name, exc)
+        except Exception:
+            # A bug must cost one dispatch, never the worker service (nor the daemon with it).
+            log.exception("worker %s: dispatch failed", record.name)
         return backend.poll_interval
 
     # -- dispatch ------------------------------------------------------------------------------
