@@ -91,7 +91,11 @@ async def commit_decision(ctx: RuntimeContext, p: Pipeline, decision: Decision) 
     final = ending_step(decision)
     if final is not None:
         for hook in ctx.ending_hooks:
-            extra += hook(p, final)
+            try:
+                extra += hook(p, final)
+            except Exception:
+                # The pipeline must end all the same; the end hook settles what this missed.
+                log.exception("pipeline %s: ending hook failed", p.id[:12])
     await ctx.commit(*decision.events, *extra)
 
 
