@@ -54,7 +54,7 @@ def _disarm(s: Services, item: QueueItem) -> list[ev.EventBase]:
 
 async def push(s: Services, request: QueuePushRequest) -> QueuePushedResponse:
     """Validate every item first (a batch is pushed whole or not at all), then commit them as one
-    durable batch, then wake or auto-start the queue's workers (seed 001)."""
+    durable batch together with the wake-up or auto-start of the queue's workers (seed 001)."""
     namespace, name = request["namespace"], request["queue"]
     data, items = request.get("data"), request.get("items")
     if (data is None) == (items is None):
@@ -75,8 +75,11 @@ async def push(s: Services, request: QueuePushRequest) -> QueuePushedResponse:
         )
         for value in values
     ]
-    await s.ctx.commit(*pushed)
-    await s.workers.after_push(runbook, Path(request["project_root"]), namespace, name)
+    root = Path(request["project_root"])
+    workers, keys = s.workers.push_events(runbook, root, namespace, name)
+    await s.ctx.commit(*pushed, *workers)  # the items and the wake-ups: one durable step
+    for key in keys:
+        s.workers.wake(key)
     return {"type": "QueuePushed", "queue": name, "item_ids": [e.item_id for e in pushed]}
 
 
@@ -120,8 +123,11 @@ async def retry(s: Services, request: QueueRetryRequest) -> QueueRetriedResponse
             ev.QueueItemRetry(queue_name=name, item_id=item.id, namespace=namespace, manual=True)
         )
     if events:
-        await s.ctx.commit(*events)
-        await s.workers.after_push(runbook, Path(request["project_root"]), namespace, name)
+        root = Path(request["project_root"])
+        workers, keys = s.workers.push_events(runbook, root, namespace, name)
+        await s.ctx.commit(*events, *workers)
+        for key in keys:
+            s.workers.wake(key)
     return {"type": "QueueRetried", "queue": name, "item_ids": [i.id for i in targets]}
 
 

@@ -445,7 +445,7 @@ class WorkerService:
         runbook, _worker = await self.ctx.runbooks.find_worker(project_root, name)
         return await self.start_from(runbook, project_root, namespace, name, restart=restart)
 
-    async def start_from(
+    def start_events(
         self,
         runbook: Runbook,
         project_root: Path,
@@ -453,15 +453,19 @@ class WorkerService:
         name: str,
         *,
         restart: bool = False,
-    ) -> bool:
+    ) -> tuple[list[ev.EventBase], bool]:
+        """The events that start worker ``name`` (``runbook:loaded`` if needed, then
+        ``worker:started``), or only wake it (``worker:wake``) when it runs and this is no
+        restart; and whether it was running.
+
+        Raises:
+            NotFoundError: the worker, its queue or its pipeline is not in ``runbook``.
+        """
         definition = worker_definition(runbook, name)
-        key = scoped_key(namespace, name)
-        record = self.ctx.state.workers.get(key)
+        record = self.ctx.state.workers.get(scoped_key(namespace, name))
         running = record is not None and record.status == WorkerStatus.RUNNING
         if running and not restart:
-            await self.ctx.commit(ev.WorkerWake(worker_name=name, namespace=namespace))
-            self.wake(key)
-            return True
+            return [ev.WorkerWake(worker_name=name, namespace=namespace)], True
         events = self.ctx.runbooks.load_events(runbook)
         if restart and record is not None:
             events.append(ev.WorkerStopped(worker_name=name, namespace=namespace))
@@ -476,9 +480,22 @@ class WorkerService:
                 restart=restart,
             )
         )
+        return events, running
+
+    async def start_from(
+        self,
+        runbook: Runbook,
+        project_root: Path,
+        namespace: str,
+        name: str,
+        *,
+        restart: bool = False,
+    ) -> bool:
+        events, running = self.start_events(runbook, project_root, namespace, name, restart=restart)
         await self.ctx.commit(*events)
-        log.info("worker %s started (%s)", key, "restart" if restart else "start")
-        self.wake(key)
+        if not running or restart:
+            log.info("worker %s started (%s)", name, "restart" if restart else "start")
+        self.wake(scoped_key(namespace, name))
         return running
 
     async def stop(self, namespace: str, name: str | None) -> list[str]:
@@ -524,21 +541,43 @@ class WorkerService:
         self.wake(key)
         return previous
 
-    async def after_push(
+    def push_events(
         self, runbook: Runbook, project_root: Path, namespace: str, queue: str
-    ) -> None:
-        """Seed 001: wake the running workers of ``queue`` (in the runbook that defines it), and
-        start those that were never started; a stopped worker stays stopped (SPEC §4.4)."""
+    ) -> tuple[list[ev.EventBase], list[str]]:
+        """Seed 001, as events to commit together with a push (one commit, not two): wake the
+        running workers of ``queue`` (in the runbook that defines it) and start those that were
+        never started; a stopped worker stays stopped (SPEC §4.4). Also returns the worker keys
+        to :meth:`wake` once the commit is durable."""
+        events: list[ev.EventBase] = []
+        keys: list[str] = []
         for worker in runbook.workers.values():
             if worker.queue != queue:
                 continue
-            record = self.ctx.state.workers.get(scoped_key(namespace, worker.name))
+            key = scoped_key(namespace, worker.name)
+            record = self.ctx.state.workers.get(key)
             if record is not None and record.status != WorkerStatus.RUNNING:
                 continue  # stopped explicitly: sticky
             try:
-                started = not await self.start_from(runbook, project_root, namespace, worker.name)
+                started, running = self.start_events(runbook, project_root, namespace, worker.name)
             except OjError as exc:
                 log.warning("auto-start of worker %s failed: %s", worker.name, exc)
                 continue
-            if started:
-                log.info("auto-started worker %s on queue push", scoped_key(namespace, worker.name))
+            if not running:
+                log.info("auto-started worker %s on queue push", key)
+            loaded = {e.hash for e in events if isinstance(e, ev.RunbookLoaded)}
+            events += [
+                e for e in started if not (isinstance(e, ev.RunbookLoaded) and e.hash in loaded)
+            ]
+            keys.append(key)
+        return events, keys
+
+    async def after_push(
+        self, runbook: Runbook, project_root: Path, namespace: str, queue: str
+    ) -> None:
+        """:meth:`push_events` committed on their own (for callers whose push is already
+        durable), then the workers woken."""
+        events, keys = self.push_events(runbook, project_root, namespace, queue)
+        if events:
+            await self.ctx.commit(*events)
+        for key in keys:
+            self.wake(key)
