@@ -57,15 +57,6 @@ class Claims:
     events: tuple[EventBase, ...] = ()
 
 
-@attrs.frozen
-class Counts:
-    pending: int = 0
-    active: int = 0
-    failed: int = 0
-    dead: int = 0
-    completed: int = 0
-
-
 class QueueBackend(Protocol):
     """One queue of one namespace, as the worker loop sees it."""
 
