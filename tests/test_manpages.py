@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,46 +31,4 @@ def test_pages_document_the_command_tree() -> None:
     assert '.TH OJD "8"' in (ROOT / "man" / "ojd.8").read_text()
 
 
-def test_pip_install_puts_pages_where_man_looks(tmp_path: Path) -> None:
-    """`man oj` works after `pip install`: the wheel carries the pages as data files, which
-    pip installs to <prefix>/share/man (man(1) derives that from <prefix>/bin on PATH)."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            str(ROOT),
-            "-w",
-            str(tmp_path),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("oj_trio-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        names = set(zf.namelist())
-        data = [n for n in names if "/data/share/man/" in n]
-        assert sorted(n.split("/data/", 1)[1] for n in data) == [
-            "share/man/man1/oj.1",
-            "share/man/man8/ojd.8",
-        ]
-        prefix = tmp_path / "prefix"
-        for name in data:
-            target = prefix / name.split("/data/", 1)[1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(zf.read(name))
-    if shutil.which("man") is None:
-        pytest.skip("man(1) is not installed here")
-    for page, section in (("oj", "1"), ("ojd", "8")):
-        found = subprocess.run(
-            ["man", "-M", str(prefix / "share" / "man"), "-w", section, page],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert found.returncode == 0, found.stderr
-        assert found.stdout.strip().endswith(f"{page}.{section}")
+# `man oj`/`man ojd` after a real `pip install` of the built wheel and sdist: tests/test_packaging.py.
