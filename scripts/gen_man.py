@@ -73,8 +73,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     ),
     "OJ_STEP_KILL_GRACE_MS": (
         "ojd",
-        "SIGTERM to SIGKILL for the process group of a cancelled or timed-out step "
-        "(default 5000).",
+        "SIGTERM to SIGKILL for the process group of a cancelled or timed-out step (default 5000).",
     ),
     "OJ_LOG": ("ojd", "Log level of daemon.log: DEBUG, INFO, WARNING or ERROR (default INFO)."),
     "OJ_DEBUG": ("oj", "Set to 1: an internal error prints its Python traceback."),
