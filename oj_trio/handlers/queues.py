@@ -263,7 +263,9 @@ async def _remote_summary(remote: PostgresQueue, workers: list[str]) -> QueueSum
 
 
 async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsResponse:
+    """The items of a queue; with ``after_seq``/``timeout_ms`` a long poll (`oj queue wait`)."""
     namespace, name = query["namespace"], query["queue"]
+    await s.ctx.store.wait_past(query.get("after_seq", 0), query.get("timeout_ms", 0) / 1000.0)
     status = query.get("status")
     if status is not None and status not in set(QueueItemStatus):
         choices = ", ".join(QueueItemStatus)
@@ -285,7 +287,7 @@ async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsRespo
         for i in sorted(items.values(), key=lambda i: i.pushed_at_ms, reverse=True)
         if status is None or i.status == status
     ]
-    return {"type": "QueueItems", "queue": name, "items": views}
+    return {"type": "QueueItems", "queue": name, "items": views, "seq": s.ctx.store.last_seq}
 
 
 ROUTES = [

@@ -116,6 +116,8 @@ class ListQueueItemsQuery(TypedDict):
     namespace: str
     queue: str
     status: NotRequired[str]
+    after_seq: NotRequired[int]  #: long poll: answer once state moved past this seq ...
+    timeout_ms: NotRequired[int]  #: ... or after this long
 
 
 class QueueItemView(TypedDict):
@@ -139,3 +141,4 @@ class QueueItemsResponse(TypedDict):
     type: Literal["QueueItems"]
     queue: str
     items: list[QueueItemView]
+    seq: int  #: the state's seq the answer reflects (for the next long poll)
