@@ -278,6 +278,9 @@ async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsRespo
             "type": "QueueItems",
             "queue": name,
             "items": [remote_item_view(r.item, r.history) for r in found],
+            # Other daemons change a shared queue without a local commit: a long poll of
+            # `oj queue wait` then ends at its timeout and looks again.
+            "seq": s.ctx.store.last_seq,
         }
     items = s.ctx.state.queue(name, namespace)
     if not items:
