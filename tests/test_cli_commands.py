@@ -375,7 +375,7 @@ def test_every_command_is_handled_by_its_nouns_module() -> None:
             assert func.__module__ == f"oj_trio.commands.{noun}", (noun, verb)
             assert func.__name__ == "_".join(["cmd", noun, verb]).rstrip("_").replace("-", "_")
             handled.append(f"{noun} {verb}".strip())
-    assert len(handled) == 32
+    assert len(handled) == 33
 
 
 def test_get_parser_builds_a_fresh_tree_each_time() -> None:

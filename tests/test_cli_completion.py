@@ -88,7 +88,15 @@ def test_unknown_shell_is_a_usage_error(ojenv: OjEnv) -> None:
 def test_bash_completes_nouns_verbs_and_choices_without_a_daemon(ojenv: OjEnv) -> None:
     assert complete(ojenv, "oj qu") == ["queue"]
     assert complete(ojenv, "oj w") == ["worker", "workspace"]
-    assert complete(ojenv, "oj queue ") == ["drop", "items", "list", "prune", "push", "retry"]
+    assert complete(ojenv, "oj queue ") == [
+        "drop",
+        "items",
+        "list",
+        "prune",
+        "push",
+        "retry",
+        "wait",
+    ]
     assert complete(ojenv, "oj status -o ") == ["json", "text"]
     # No daemon: a name lookup completes nothing, quietly, and starts no daemon.
     assert complete(ojenv, "oj queue push ") == []
