@@ -136,7 +136,7 @@ def _after(t: Tour, block: str) -> None:
         wait_for(lambda: t.count("active") == 0, timeout=60, what="the active items to finish")
         assert t.count("pending") > 0
         assert t.json("worker", "list")[0]["status"] == "stopped"
-    elif "grep -qv completed" in block:
+    elif "oj queue wait jobs" in block:
         items = t.items()
         assert [i["status"] for i in items] == ["completed"] * 6
         crunch = [p for p in t.json("pipeline", "list") if p["kind"] == "crunch"]
