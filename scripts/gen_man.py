@@ -82,6 +82,22 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "Set by ojd for every step: the id of the pipeline the step belongs to.",
     ),
     "OJ_STEP": ("step", "Set by ojd for every step: the name of the step."),
+    "OJ_QUEUE_URL": (
+        "ojd",
+        "A postgresql:// URL: every project's persisted queues live in that database, shared "
+        "by every ojd pointing at it (it wins over [queues] url in .oj/config.toml; without "
+        "either, queues stay in the daemon's WAL). Needs pip install 'oj-trio[postgres]'.",
+    ),
+    "OJ_QUEUE_LEASE_MS": (
+        "ojd",
+        "Lease of an item claimed from a shared queue, renewed every third of it while its "
+        "pipeline runs; a dead daemon's items are claimed again after it (default 30000).",
+    ),
+    "OJ_QUEUE_POLL_MS": (
+        "ojd",
+        "How often idle workers of a shared queue look at it without a wake-up from the "
+        "database (LISTEN/NOTIFY is the usual wake-up; default 5000).",
+    ),
 }
 
 #: Variables from elsewhere that oj or ojd read: name → (pages, what it does).

@@ -120,6 +120,11 @@ def test_text_has_each_part_and_the_attention_list() -> None:
     assert "    ⚠ pipeline build-fail1aaaaaaa (fail1aaa) 5s ago: failed: exit 3" in text
     assert "      → oj queue retry bugs --all-dead" in text
     assert status_lines(None, NOW) == ["oj daemon: not running"]
+    down = status_lines({**answer, "queue_errors": ["queue database db1: refused"]}, NOW)
+    assert down[:2] == [
+        "oj daemon: up 1h1m | 2 active pipelines | 4 need attention",
+        "⚠ queue database db1: refused",
+    ]
 
 
 def test_crons_render_their_next_fire() -> None:
@@ -241,4 +246,4 @@ def test_watch_piped_prints_one_json_document_a_line(ojenv: OjEnv) -> None:
     _rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and err == ""
     for line in (first, second):
-        assert set(json.loads(line)) == {"uptime_secs", "namespaces"}
+        assert set(json.loads(line)) == {"uptime_secs", "namespaces", "queue_errors"}

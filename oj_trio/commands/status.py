@@ -5,7 +5,8 @@ not an error, so scripts and prompts can call it cheaply. Per namespace: live pi
 step, age), workers (status, active/concurrency and their queue's counts), queues without a
 worker, crons with their next fire, and **needs attention** (escalated pipelines and agents,
 pipelines failed in the last day, dead items, a queue backend that cannot be read), each with the
-command that deals with it. `-o json` is the daemon's overview as is.
+command that deals with it; a shared queue database that does not answer is listed above every
+project. `-o json` is the daemon's overview as is.
 
 The text is made by `RENDERERS`, one function per part of a namespace section: a noun that adds
 a part to the daemon's overview (``oj_trio.views.status.SECTIONS``) adds its renderer here with
@@ -68,7 +69,11 @@ def overview(project: str | None) -> Mapping[str, Any] | None:
 def as_json(answer: Mapping[str, Any] | None) -> dict[str, Any]:
     if answer is None:
         return {"status": "not_running"}
-    return {"uptime_secs": answer["uptime_secs"], "namespaces": answer["namespaces"]}
+    return {
+        "uptime_secs": answer["uptime_secs"],
+        "namespaces": answer["namespaces"],
+        "queue_errors": answer.get("queue_errors") or [],
+    }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -131,13 +136,16 @@ def status_lines(answer: Mapping[str, Any] | None, now_ms: float) -> list[str]:
         return ["oj daemon: not running"]
     namespaces: Sequence[Section] = answer["namespaces"]
     active = sum(len(ns["active_pipelines"]) for ns in namespaces)
-    attention = sum(len(ns.get("attention") or []) for ns in namespaces)
+    #: Shared queue databases that do not answer: daemon-wide, above every project.
+    backend_errors: Sequence[str] = answer.get("queue_errors") or []
+    attention = len(backend_errors) + sum(len(ns.get("attention") or []) for ns in namespaces)
     head = f"oj daemon: up {short_duration(answer['uptime_secs'])}"
     if active:
         head += f" | {active} active pipeline{'' if active == 1 else 's'}"
     if attention:
         head += f" | {attention} need{'s' if attention == 1 else ''} attention"
     lines = [head]
+    lines.extend(f"⚠ {error}" for error in backend_errors)
     for ns in namespaces:
         lines.append("")
         title = f"── {ns['namespace'] or '(default)'} "

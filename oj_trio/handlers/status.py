@@ -21,6 +21,7 @@ async def status_overview(s: Services, _query: StatusOverviewQuery) -> StatusOve
                 queue_errors=dict(s.workers.queue_errors),
             )
         ),
+        "queue_errors": [error for _url, error in s.workers.remote.errors()],
     }
 
 

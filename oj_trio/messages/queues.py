@@ -132,6 +132,9 @@ class QueueItemView(TypedDict):
     pushed_at_epoch_ms: int
     failure_count: int
     error: str | None
+    #: A queue shared by several daemons: what happened to the item (claimed by which daemon,
+    #: interrupted by an expired lease, completed, …), oldest first.
+    history: NotRequired[list[str]]
 
 
 class QueueItemsResponse(TypedDict):
