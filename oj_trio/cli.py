@@ -19,7 +19,19 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ._version import __version__
-from .commands import daemon, pipeline, queue, run, runbook, status, worker, workspace
+from .commands import (
+    agent,
+    daemon,
+    emit,
+    pipeline,
+    queue,
+    run,
+    runbook,
+    session,
+    status,
+    worker,
+    workspace,
+)
 from .commands._args import AddParser, Handler, Subparsers
 from .errors import OjError
 
@@ -31,7 +43,19 @@ class _Noun(Protocol):
 
 
 #: The order of `oj --help`.
-NOUNS: tuple[_Noun, ...] = (run, pipeline, workspace, queue, worker, status, daemon, runbook)
+NOUNS: tuple[_Noun, ...] = (
+    run,
+    pipeline,
+    workspace,
+    queue,
+    worker,
+    agent,
+    emit,
+    session,
+    status,
+    daemon,
+    runbook,
+)
 
 
 class _Formatter(argparse.HelpFormatter):

@@ -594,7 +594,7 @@ _PIPELINES = [
     "── proj " + "─" * 40,
     "  Pipelines (1 active):",
     "    0123456789ab  build-1  test  running  1m",
-    "  Escalated (1):",
+    "  Needs attention (1):",
     "    ⚠ 0123456789ab  build-1  test  running  1m",
     "      → agent idle",
 ]

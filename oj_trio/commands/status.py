@@ -59,7 +59,7 @@ def status_lines(overview: Mapping[str, Any]) -> list[str]:
                     f"    {p['id'][:12]}  {p['name']}  {p['step']}  {p['step_status']}  {elapsed}"
                 )
         if ns["escalated_pipelines"]:
-            lines.append(f"  Escalated ({len(ns['escalated_pipelines'])}):")
+            lines.append(f"  Needs attention ({len(ns['escalated_pipelines'])}):")
             for p in ns["escalated_pipelines"]:
                 elapsed = short_duration(p["elapsed_ms"] // 1000)
                 lines.append(
