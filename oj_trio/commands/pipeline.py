@@ -19,7 +19,6 @@ from .. import protocol
 from ..client import Client
 from ..errors import UsageError
 from ..settings import env_seconds
-from . import session
 from ._args import (
     AddParser,
     Subparsers,
@@ -376,9 +375,13 @@ def cmd_pipeline_prune(args: argparse.Namespace) -> int:
 
 def cmd_pipeline_peek(args: argparse.Namespace) -> int:
     """`oj pipeline peek` (the tmux side lives in `commands.session`)."""
+    from . import session
+
     return session.pipeline_peek(args)
 
 
 def cmd_pipeline_attach(args: argparse.Namespace) -> int:
     """`oj pipeline attach`: exec tmux on the pipeline's agent session."""
+    from . import session
+
     return session.pipeline_attach(args)
