@@ -354,6 +354,8 @@ def test_nouns_register_in_help_order() -> None:
         (["nonsense", "queue"], None),
         (["--", "queue"], None),
         (["--help"], None),
+        (["-h", "queue"], None),
+        (["queue", "--help"], "queue"),
         ([], None),
     ],
 )
