@@ -155,3 +155,37 @@ def test_generic_only_rules_are_load_errors(env: OjEnv) -> None:
     bad = env.oj("run", "go", "a")
     assert bad.returncode != 0
     assert 'prime is a Claude Code feature; not available with adapter = "generic"' in bad.stderr
+
+
+def test_feature_runbook_end_to_end_through_the_merge_queue(env: OjEnv) -> None:
+    """runbooks/feature.hcl: plan → implement → commit → submit to runbooks/merge.hcl's queue,
+    whose worker merges the branch into main; the agents are the fake claude."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent / "runbooks"
+    for name in ("feature.hcl", "merge.hcl"):
+        shutil.copy(repo / name, env.project / ".oj" / "runbooks" / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(env.project)]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    (env.project / ".gitignore").write_text(".oj/\n.claude/\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "start"], check=True)
+    env.env["FAKE_CLAUDE_MODE"] = "feature"
+    pid = env.run_pipeline("feature", "login", "Add a login button")
+    detail = env.wait_step(pid, "done", timeout=60)
+    steps = [s["name"] for s in detail["steps"]]
+    assert steps == ["checkout", "plan", "implement", "commit", "submit"]
+    merged = wait_for(
+        lambda: [
+            p for p in env.json("pipeline", "list") if p["kind"] == "merge" and p["step"] == "done"
+        ],
+        timeout=60,
+        what="the merge pipeline to finish",
+    )
+    assert merged
+    shown = subprocess.run([*git, "show", "main:feature.txt"], capture_output=True, text=True)
+    assert shown.stdout == "done\n"
+    log = subprocess.run([*git, "log", "--format=%s", "main"], capture_output=True, text=True)
+    assert "Merge feature/login: Add a login button" in log.stdout
