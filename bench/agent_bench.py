@@ -14,6 +14,7 @@ Usage: .venv/bin/python bench/agent_bench.py [--agents 50] [--runs 20] [--window
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -98,10 +99,8 @@ class World:
             time.sleep(0.02)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.client.call(protocol.request("Shutdown", kill=True))
-        except Exception:
-            pass
         time.sleep(0.5)
         subprocess.run(
             ["tmux", "-S", str(self.state / "tmux.sock"), "kill-server"],
