@@ -42,6 +42,9 @@ NOUNS: tuple[str, ...] = (
     "workspace",
     "queue",
     "worker",
+    "agent",
+    "emit",
+    "session",
     "status",
     "daemon",
     "runbook",
@@ -68,7 +71,7 @@ def chosen_noun(argv: Sequence[str]) -> str | None:
     whole tree is built, for `oj --help` and for argparse's "invalid choice" message)."""
     words = iter(argv)
     for word in words:
-        if word == "--":
+        if word in ("--", "-h", "--help"):  # `oj -h queue` is the top-level help: whole tree
             return None
         if word in _VALUE_OPTIONS:
             next(words, None)
