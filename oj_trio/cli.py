@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ._version import __version__
-from .commands import daemon, pipeline, queue, run, runbook, status, worker, workspace
+from .commands import cron, daemon, pipeline, queue, run, runbook, status, worker, workspace
 from .commands._args import AddParser, Handler, Subparsers
 from .errors import OjError
 
@@ -31,7 +31,17 @@ class _Noun(Protocol):
 
 
 #: The order of `oj --help`.
-NOUNS: tuple[_Noun, ...] = (run, pipeline, workspace, queue, worker, status, daemon, runbook)
+NOUNS: tuple[_Noun, ...] = (
+    run,
+    pipeline,
+    workspace,
+    queue,
+    worker,
+    cron,
+    status,
+    daemon,
+    runbook,
+)
 
 
 class _Formatter(argparse.HelpFormatter):

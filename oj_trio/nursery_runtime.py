@@ -16,8 +16,10 @@ register a handler per timer kind on :attr:`Supervisor.timers` before :meth:`Sup
 and arm timers with :func:`~oj_trio.runtime.timer_service.set_timer`; timers armed before a
 restart fire at their original deadlines. A drain stops it first, so no timer starts work while
 the daemon stops. The worker service (:mod:`oj_trio.runtime.workers`) starts after its own
-reconcile; it dispatches nothing while the daemon drains. Services of later nouns (agents,
-crons) are started here as well.
+reconcile; it dispatches nothing while the daemon drains. The cron service
+(:mod:`oj_trio.runtime.crons`) has no task of its own: it reconciles before the timers start
+(so a cron deadline that passed while the daemon was down is known as missed) and fires from its
+timer handler.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from .adapters.tmux import kill_session
 from .clock import Clock
 from .pipelines.transitions import Cancelled
 from .runtime.context import RuntimeContext
+from .runtime.crons import CronService
 from .runtime.pipeline_driver import PipelineDriver, PipelineTask, commit_outcome
 from .runtime.step_runners import RUNNERS, StepRunner
 from .runtime.timer_service import TimerService
 from .runtime.workers import WorkerService
 from .state import StepStatus
 from .store import Store
-from .timers import QUEUE_RETRY
+from .timers import CRON, QUEUE_RETRY
 
 log = logging.getLogger("oj.runtime")
 
@@ -75,6 +78,8 @@ class Supervisor:
         self.timers.register(QUEUE_RETRY, self.workers.on_retry_timer)
         self.ctx.pipeline_end_hooks.append(self.workers.pipeline_ended)
         self.ctx.ending_hooks.append(self.workers.ending_events)
+        self.crons = CronService(self.ctx, self)
+        self.timers.register(CRON, self.crons.on_timer)
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, PipelineTask] = {}
         self._draining = False
@@ -91,6 +96,7 @@ class Supervisor:
             for pipeline in list(self.ctx.state.pipelines.values()):
                 if not pipeline.terminal and pipeline.step_status != StepStatus.WAITING:
                     self.spawn(pipeline.id)
+            await self.crons.reconcile()
             await nursery.start(self._serve_timers)
             await nursery.start(self.workers.run)
             task_status.started()

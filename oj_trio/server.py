@@ -68,6 +68,7 @@ class Daemon:
             supervisor=self.runtime,
             daemon=self,
             workers=self.runtime.workers,
+            crons=self.runtime.crons,
         )
         self._started_ms = self.runtime.ctx.clock.now_ms()
         async with trio.open_nursery() as root:

@@ -166,7 +166,13 @@ class RuntimeHarness:
 
     def services(self) -> Services:
         """What a request handler gets (``oj_trio.handlers``), for calling one directly."""
-        return Services(self.ctx, self.supervisor, _NoDaemon(), self.supervisor.workers)
+        return Services(
+            self.ctx,
+            self.supervisor,
+            _NoDaemon(),
+            self.supervisor.workers,
+            self.supervisor.crons,
+        )
 
     async def start(
         self, runbook_text: str, kind: str, vars: Mapping[str, str] | None = None

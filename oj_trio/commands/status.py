@@ -2,7 +2,8 @@
 
 A query, never an action: it does not start a daemon, and "not running" is an answer (exit 0),
 not an error, so scripts and prompts can call it cheaply. Per namespace: active and escalated
-pipelines, then workers and the queues that hold pending, active or dead items.
+pipelines, then workers, running crons (with their next fire) and the queues that hold pending,
+active or dead items.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from ..client import Client, DaemonNotRunning
 from ._args import AddParser, Subparsers
-from ._output import emit_json, short_duration
+from ._output import emit_json, short_duration, until
 
 
 def register(sub: Subparsers, add: AddParser) -> None:
@@ -71,6 +72,10 @@ def status_lines(overview: Mapping[str, Any]) -> list[str]:
         if workers:
             lines.append("  Workers:")
             lines.extend(worker_row(w) for w in workers)
+        crons = ns.get("crons") or []
+        if crons:
+            lines.append("  Crons:")
+            lines.extend(cron_row(c) for c in crons)
         queues = [q for q in ns.get("queues") or [] if q["pending"] or q["active"] or q["dead"]]
         if queues:
             lines.append("  Queues:")
@@ -83,6 +88,14 @@ def worker_row(worker: Mapping[str, Any]) -> str:
     dot = "●" if worker["status"] == "running" else "○"
     load = f"{worker['active']}/{worker['concurrency']} active"
     return f"    {worker['name']}  {dot} {worker['status']}  {load}"
+
+
+def cron_row(cron: Mapping[str, Any]) -> str:
+    """`    <name>  <schedule>  next in <duration>` (`next: -` when none is armed)."""
+    text = f"    {cron['name']}  {cron['schedule']}"
+    if cron.get("next_fire_at_ms"):
+        return f"{text}  next in {until(cron['next_fire_at_ms'])}"
+    return f"{text}  next: -"
 
 
 def queue_row(queue: Mapping[str, Any]) -> str:

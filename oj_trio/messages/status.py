@@ -9,6 +9,7 @@ from ._shape import TypedDict
 if TYPE_CHECKING:
     from typing import Any, Literal, NotRequired
 
+    from .crons import CronSummary
     from .queues import QueueSummary
     from .workers import WorkerSummary
 
@@ -28,8 +29,8 @@ class StatusPipeline(TypedDict):
 
 
 class NamespaceStatus(TypedDict):
-    """One namespace with something live (``views.status_overview``): its workers, and its
-    persisted queues that have pending, active, failed or dead items. Agents do not exist yet;
+    """One namespace with something live (``views.status_overview``): its workers, its running
+    crons, and its persisted queues that have pending, active, failed or dead items. Agents do not exist yet;
     their list is always empty."""
 
     namespace: str
@@ -37,6 +38,8 @@ class NamespaceStatus(TypedDict):
     escalated_pipelines: list[StatusPipeline]
     workers: list[WorkerSummary]
     queues: list[QueueSummary]
+    #: Running crons, with their next fire.
+    crons: NotRequired[list[CronSummary]]
     active_agents: list[dict[str, Any]]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TypedDict
 
 from ..messages import NamespaceStatus, StatusPipeline
-from ..state import MaterializedState, StepStatus
+from ..state import CronStatus, MaterializedState, StepStatus
+from .crons import cron_summary
 from .queues import queue_summary
 from .workers import worker_summary
 
@@ -58,6 +59,9 @@ def status_overview(state: MaterializedState, now_ms: int) -> list[NamespaceStat
             ns["active_pipelines"].append(entry)
     for w in sorted(state.workers.values(), key=lambda w: w.name):
         section(w.namespace)["workers"].append(worker_summary(w))
+    for c in sorted(state.crons.values(), key=lambda c: c.name):
+        if c.status == CronStatus.RUNNING:
+            section(c.namespace).setdefault("crons", []).append(cron_summary(c, state))
     for items in state.queue_items.values():
         first = next(iter(items.values()), None)
         if first is None:
