@@ -157,7 +157,7 @@ def test_every_response_shape_carries_its_tag() -> None:
         "PipelineLogs", "PipelineStates", "WorkspacesDropped", "WorkspacesPruned", "Workspaces",
         "Workspace", "StatusOverview", "QueuePushed", "QueueDropped", "QueueRetried",
         "QueuePruned", "Queues", "QueueItems", "WorkerStarted", "WorkersStopped",
-        "WorkerResized", "Workers",
+        "WorkerResized", "Workers", "CronsStarted", "CronsStopped", "CronFired", "Crons",
     }  # fmt: skip
     shapes = [
         getattr(messages, name)

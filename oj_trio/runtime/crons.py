@@ -351,11 +351,20 @@ class CronService:
         Raises:
             NotFoundError / RunbookError: no valid runbook defines the cron, or its pipeline.
         """
+        record = self.ctx.state.crons.get(scoped_key(namespace, name))
+        if record is not None and record.status == CronStatus.RUNNING:
+            return True
+        runbook, _ = await self.ctx.runbooks.find_cron(project_root, name)
+        return await self.start_from(runbook, project_root, namespace, name)
+
+    async def start_from(
+        self, runbook: Runbook, project_root: Path, namespace: str, name: str
+    ) -> bool:
+        """:meth:`start` with the runbook already loaded."""
         key = scoped_key(namespace, name)
         record = self.ctx.state.crons.get(key)
         if record is not None and record.status == CronStatus.RUNNING:
             return True
-        runbook, _ = await self.ctx.runbooks.find_cron(project_root, name)
         cron = cron_definition(runbook, name)
         schedule = schedule_of(cron)
         now = self.ctx.clock.now_ms()
@@ -413,6 +422,12 @@ class CronService:
             OjError: ``concurrency`` runs of the cron are already active.
         """
         runbook, _ = await self.ctx.runbooks.find_cron(project_root, name)
+        return await self.once_from(runbook, project_root, namespace, name)
+
+    async def once_from(
+        self, runbook: Runbook, project_root: Path, namespace: str, name: str
+    ) -> str:
+        """:meth:`once` with the runbook already loaded."""
         cron = cron_definition(runbook, name)
         record = self.ctx.state.crons.get(scoped_key(namespace, name))
         active = self.active_runs(record)
