@@ -321,14 +321,49 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 _HELP_ORDER = [
-    "run", "pipeline", "workspace", "queue", "worker", "cron", "status", "daemon", "runbook",
-]  # fmt: skip
+    "run",
+    "pipeline",
+    "workspace",
+    "queue",
+    "worker",
+    "cron",
+    "status",
+    "daemon",
+    "runbook",
+    "completion",
+]
 
 
 def test_nouns_register_in_help_order() -> None:
-    modules = tuple(importlib.import_module(f"oj_trio.commands.{n}") for n in _HELP_ORDER)
-    assert modules == cli.NOUNS
-    assert list(_subcommands(cli.get_parser())) == _HELP_ORDER
+    assert list(cli.NOUNS[: len(_HELP_ORDER)]) == _HELP_ORDER
+    assert list(_subcommands(cli.get_parser())) == list(cli.NOUNS)
+    for noun in cli.NOUNS:
+        assert cli.noun_module(noun) is importlib.import_module(f"oj_trio.commands.{noun}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "noun"),
+    [
+        (["queue", "push", "q"], "queue"),
+        (["-o", "json", "status"], "status"),
+        (["--output", "json", "--project", "run", "worker", "list"], "worker"),
+        (["--output=json", "-ojson", "pipeline"], "pipeline"),
+        (["--project", "queue"], None),
+        (["nonsense", "queue"], None),
+        (["--", "queue"], None),
+        (["--help"], None),
+        ([], None),
+    ],
+)
+def test_chosen_noun_skips_options_and_their_values(argv: list[str], noun: str | None) -> None:
+    assert cli.chosen_noun(argv) == noun
+
+
+def test_a_noun_alone_parses_like_the_whole_tree() -> None:
+    for argv in (["queue", "push", "q", "--var", "a=b"], ["-o", "json", "worker", "list"]):
+        whole = vars(cli.get_parser().parse_args(argv))
+        alone = vars(cli.get_parser(only=cli.chosen_noun(argv)).parse_args(argv))
+        assert whole == alone
 
 
 def test_every_command_is_handled_by_its_nouns_module() -> None:
@@ -341,7 +376,7 @@ def test_every_command_is_handled_by_its_nouns_module() -> None:
             assert func.__module__ == f"oj_trio.commands.{noun}", (noun, verb)
             assert func.__name__ == "_".join(["cmd", noun, verb]).rstrip("_").replace("-", "_")
             handled.append(f"{noun} {verb}".strip())
-    assert len(handled) == 35
+    assert len(handled) == 37
 
 
 def test_get_parser_builds_a_fresh_tree_each_time() -> None:

@@ -31,7 +31,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("oj daemon: not running")
         return 0
     if args.output == "json":
-        emit_json({"uptime_secs": overview["uptime_secs"], "namespaces": overview["namespaces"]})
+        emit_json(
+            {
+                "uptime_secs": overview["uptime_secs"],
+                "namespaces": overview["namespaces"],
+                "queue_errors": overview.get("queue_errors") or [],
+            }
+        )
         return 0
     print("\n".join(status_lines(overview)))
     return 0
@@ -48,6 +54,7 @@ def status_lines(overview: Mapping[str, Any]) -> list[str]:
     if escalated:
         head += f" | {escalated} escalated"
     lines = [head]
+    lines.extend(f"⚠ {error}" for error in overview.get("queue_errors") or [])
     for ns in namespaces:
         lines.append("")
         title = f"── {ns['namespace'] or '(default)'} "

@@ -15,6 +15,7 @@ async def status_overview(s: Services, _query: StatusOverviewQuery) -> StatusOve
         "type": "StatusOverview",
         "uptime_secs": s.daemon.uptime_secs(),
         "namespaces": views.status_overview(s.ctx.state, s.ctx.clock.now_ms()),
+        "queue_errors": [error for _url, error in s.workers.remote.errors()],
     }
 
 

@@ -47,3 +47,5 @@ class StatusOverviewResponse(TypedDict):
     type: Literal["StatusOverview"]
     uptime_secs: int
     namespaces: list[NamespaceStatus]
+    #: One line per shared queue database that does not answer now.
+    queue_errors: NotRequired[list[str]]
