@@ -1,7 +1,9 @@
 """Every runbook example in the documentation loads and validates without an error.
 
-The ``hcl``, ``toml`` and ``json`` code blocks of docs/runbook-language.md and the README are
-complete runbook files; a block that shows broken input is written as ``text`` instead.
+The ``hcl``, ``toml`` and ``json`` code blocks of docs/runbook-language.md, and of the README's
+"A runbook, briefly" section, are complete runbook files; a block that shows broken input is
+written as ``text`` instead. (Other README sections may show fragments, e.g. a block that names a
+pipeline defined elsewhere.)
 """
 
 from __future__ import annotations
@@ -14,15 +16,28 @@ import pytest
 from oj_trio.runbook.loader import load_runbook_text
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "docs" / "runbook-language.md", ROOT / "README.md"]
+#: (page, heading of the section to check, or None for the whole page)
+PAGES = [
+    (ROOT / "docs" / "runbook-language.md", None),
+    (ROOT / "README.md", "## A runbook, briefly"),
+]
 _BLOCK = re.compile(r"^```(hcl|toml|json)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+def _section(text: str, heading: str | None) -> tuple[int, int]:
+    if heading is None:
+        return 0, len(text)
+    start = text.index(heading + "\n")
+    end = text.find("\n## ", start + len(heading))
+    return start, end if end >= 0 else len(text)
 
 
 def _examples() -> list[tuple[str, str, str]]:
     out = []
-    for page in PAGES:
+    for page, heading in PAGES:
         text = page.read_text(encoding="utf-8")
-        for match in _BLOCK.finditer(text):
+        start, end = _section(text, heading)
+        for match in _BLOCK.finditer(text, start, end):
             line = text.count("\n", 0, match.start()) + 1
             out.append((f"{page.name}:{line}", match.group(1), match.group(2)))
     return out

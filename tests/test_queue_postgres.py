@@ -11,6 +11,7 @@ Without PostgreSQL on the machine these tests skip (the reason says how to enabl
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -165,8 +166,7 @@ def test_sigkilled_daemon_items_rerun_elsewhere_after_the_lease(
     b.ok("worker", "start", "w")
     a.env.kill_daemon()
     # The machine died: its steps die with it.
-    for pid in _step_pids(a.env):
-        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _kill_all(_step_pids(a.env)), what="A's steps killed")
     wait_for(
         lambda: len(_lines_of(marks, "start", "B")) == 4, timeout=60, what="B reruns A's items"
     )
@@ -184,6 +184,13 @@ def test_sigkilled_daemon_items_rerun_elsewhere_after_the_lease(
             "completed",
         ], history[n]
         assert "lease expired" in history[n][1]
+
+
+def _kill_all(pids: list[int]) -> list[int]:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
 
 
 def _step_pids(env: OjEnv) -> list[int]:
