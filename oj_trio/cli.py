@@ -43,6 +43,9 @@ NOUNS: tuple[str, ...] = (
     "queue",
     "worker",
     "cron",
+    "agent",
+    "emit",
+    "session",
     "status",
     "daemon",
     "runbook",
@@ -69,7 +72,7 @@ def chosen_noun(argv: Sequence[str]) -> str | None:
     whole tree is built, for `oj --help` and for argparse's "invalid choice" message)."""
     words = iter(argv)
     for word in words:
-        if word == "--":
+        if word in ("--", "-h", "--help"):  # `oj -h queue` is the top-level help: whole tree
             return None
         if word in _VALUE_OPTIONS:
             next(words, None)

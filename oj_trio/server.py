@@ -68,6 +68,7 @@ class Daemon:
             supervisor=self.runtime,
             daemon=self,
             workers=self.runtime.workers,
+            agents=self.runtime.agents,
             crons=self.runtime.crons,
         )
         self._started_ms = self.runtime.ctx.clock.now_ms()

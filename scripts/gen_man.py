@@ -28,6 +28,23 @@ RELEASE_EPOCH = "1795305600"
 #: "oj" variables go on oj.1, "ojd" ones on ojd.8, "step" ones (set by ojd for the processes
 #: it runs) on both.
 ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "OJ_AGENT_ID": (
+        "step",
+        "Set by ojd in an agent's environment: its agent id, for oj emit agent:signal --agent.",
+    ),
+    "OJ_WATCHER_POLL_MS": (
+        "ojd",
+        "How often each agent watcher checks its pane and session log (default 1000).",
+    ),
+    "OJ_IDLE_TIMEOUT_MS": (
+        "ojd",
+        "How long an agent's output (generic) or waiting state (Claude Code) must stay "
+        "unchanged before on_idle fires (default 180000).",
+    ),
+    "OJ_PROMPT_POLL_MS": (
+        "ojd",
+        "Interval of the checks for Claude Code's start-up dialogs after a spawn (default 200).",
+    ),
     "OJ_STATE_DIR": (
         "oj ojd",
         "The state directory: socket, pid and log files, WAL, snapshot, pipeline logs and "
@@ -102,6 +119,23 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 
 #: Variables from elsewhere that oj or ojd read: name → (pages, what it does).
 OTHER_ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "OJ_AGENT_ID": (
+        "step",
+        "Set by ojd in an agent's environment: its agent id, for oj emit agent:signal --agent.",
+    ),
+    "OJ_WATCHER_POLL_MS": (
+        "ojd",
+        "How often each agent watcher checks its pane and session log (default 1000).",
+    ),
+    "OJ_IDLE_TIMEOUT_MS": (
+        "ojd",
+        "How long an agent's output (generic) or waiting state (Claude Code) must stay "
+        "unchanged before on_idle fires (default 180000).",
+    ),
+    "OJ_PROMPT_POLL_MS": (
+        "ojd",
+        "Interval of the checks for Claude Code's start-up dialogs after a spawn (default 200).",
+    ),
     "XDG_STATE_HOME": ("oj ojd", "Base of the default state directory ($XDG_STATE_HOME/oj)."),
     "NOTIFY_SOCKET": (
         "ojd",

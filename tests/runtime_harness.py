@@ -171,6 +171,7 @@ class RuntimeHarness:
             self.supervisor,
             _NoDaemon(),
             self.supervisor.workers,
+            self.supervisor.agents,
             self.supervisor.crons,
         )
 
@@ -255,7 +256,7 @@ async def open_runtime(
             runners={RunShell: runner, RunAgent: runner, RunPipeline: runner},
         )
         for kind, handler in (timer_handlers or {}).items():
-            supervisor.timers.register(kind, handler)
+            supervisor.timers.register(kind, handler, replace=True)
         await nursery.start(supervisor.run)
         try:
             yield RuntimeHarness(store, supervisor, runner, project)

@@ -327,6 +327,9 @@ _HELP_ORDER = [
     "queue",
     "worker",
     "cron",
+    "agent",
+    "emit",
+    "session",
     "status",
     "daemon",
     "runbook",
@@ -352,6 +355,8 @@ def test_nouns_register_in_help_order() -> None:
         (["nonsense", "queue"], None),
         (["--", "queue"], None),
         (["--help"], None),
+        (["-h", "queue"], None),
+        (["queue", "--help"], "queue"),
         ([], None),
     ],
 )
@@ -370,13 +375,20 @@ def test_every_command_is_handled_by_its_nouns_module() -> None:
     handled = []
     for noun, parser in _subcommands(cli.get_parser()).items():
         verbs = _subcommands(parser) or {"": parser}
-        for verb, leaf in verbs.items():
+        # one level deeper where a verb has its own verbs (`oj agent hook stop`)
+        leaves = {
+            f"{verb} {sub}".strip(): leaf
+            for verb, p in verbs.items()
+            for sub, leaf in (_subcommands(p) or {"": p}).items()
+        }
+        for verb, leaf in leaves.items():
             func = leaf.get_default("func")
             assert func is not None, (noun, verb)
             assert func.__module__ == f"oj_trio.commands.{noun}", (noun, verb)
-            assert func.__name__ == "_".join(["cmd", noun, verb]).rstrip("_").replace("-", "_")
+            name = "_".join(["cmd", noun, *verb.split()]).rstrip("_")
+            assert func.__name__ == name.replace("-", "_").replace(":", "_")
             handled.append(f"{noun} {verb}".strip())
-    assert len(handled) == 37
+    assert len(handled) == 53
 
 
 def test_get_parser_builds_a_fresh_tree_each_time() -> None:

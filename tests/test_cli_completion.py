@@ -120,3 +120,28 @@ def test_names_lookup_is_quiet_on_failure(ojenv: OjEnv) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
     result = ojenv.oj("__names", "nonsense")
     assert (result.returncode, result.stdout, result.stderr) == (2, "", "")
+
+
+def test_zsh_name_functions_offer_the_daemons_names(ojenv: OjEnv) -> None:
+    """The zsh preamble's lookups (zsh's `compadd` stubbed to print what it is given)."""
+    if shutil.which("zsh") is None:
+        pytest.skip("zsh is not installed here")
+    ojenv.runbook("q.hcl", RUNBOOK)
+    ojenv.ok("queue", "push", "nightly", "--var", "tag=a")
+    script = (
+        'source <(oj completion zsh | grep "^_oj_names_")\n'
+        "compadd() { [[ $1 == -a ]] && print -l -- ${(P)2} }\n"
+        "_oj_names_queue; _oj_names_worker\n"
+    )
+    env = {**ojenv.env, "PATH": f"{BIN}:{ojenv.env.get('PATH', '')}"}
+    result = subprocess.run(
+        ["zsh", "-f", "-c", script],
+        cwd=ojenv.project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["nightly", "numbers", "nightworker"]

@@ -158,6 +158,8 @@ def test_every_response_shape_carries_its_tag() -> None:
         "Workspace", "StatusOverview", "QueuePushed", "QueueDropped", "QueueRetried",
         "QueuePruned", "Queues", "QueueItems", "WorkerStarted", "WorkersStopped",
         "WorkerResized", "Workers", "CronsStarted", "CronsStopped", "CronFired", "Crons",
+        "AgentSignal", "AgentSent", "Agents", "AgentLogs",
+        "AgentsPruned", "Sessions", "SessionPeek",
     }  # fmt: skip
     shapes = [
         getattr(messages, name)

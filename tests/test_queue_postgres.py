@@ -320,3 +320,27 @@ def test_a_queue_url_that_is_not_postgresql_is_a_one_line_error(ojenv: OjEnv) ->
     assert len(result.stderr.strip().splitlines()) == 1
     listed = ojenv.oj("queue", "items", "q")
     assert listed.returncode != 0 and "postgresql://" in listed.stderr
+
+
+def test_a_daemon_restarted_within_its_lease_settles_its_own_items(db: str, marks: Path) -> None:
+    """SIGKILL and restart before the lease expires: the restarted daemon still holds its claims
+    (its WAL links pipeline and item), so the other daemon never takes them over; the runs the
+    crash interrupted fail and are retried under the queue's retry policy, as locally."""
+    with oj_env() as env_a, oj_env() as env_b:
+        lease = {"OJ_QUEUE_LEASE_MS": "60000"}
+        a, b = Machine(env_a, "A", db, marks, **lease), Machine(env_b, "B", db, marks, **lease)
+        (marks / "hold.all").touch()
+        a.ok("queue", "push", "q", "--file", "-", input=batch(range(2)))
+        wait_for(lambda: len(_lines_of(marks, "start", "A")) == 2, what="A runs both")
+        b.ok("worker", "start", "w")
+        a.env.kill_daemon()
+        wait_for(lambda: not _kill_all(_step_pids(a.env)), what="A's steps killed")
+        a.ok("daemon", "start")
+        (marks / "hold.all").unlink()
+        wait_for(lambda: status_counts(b)["completed"] == 2, timeout=60, what="both completed")
+        assert (a.env.state / "daemon.log").read_text().count(" runs on in pipeline ") == 2
+        for item in b.items():
+            events = [h.split(" ")[0] for h in item["history"]]
+            # No lease expired: the first claim was settled by the restarted daemon.
+            assert events == ["claimed", "failed", "claimed", "completed"], item["history"]
+            assert item["history"][1].startswith(f"failed by {item['history'][0][11:]}")

@@ -24,6 +24,11 @@ queue "q" {
   type = "persisted"
   vars = ["tag"]
 }
+queue "ext" {
+  type = "external"
+  list = "echo '[]'"
+  take = "true"
+}
 worker "w" {
   source      = { queue = "q" }
   handler     = { pipeline = "job" }
@@ -148,6 +153,9 @@ def test_queue_wait_on_an_idle_queue_returns_at_once_and_errors_are_one_line(
     unknown = ojenv.oj("queue", "wait", "nope")
     assert unknown.returncode != 0 and unknown.stderr.count("\n") == 1, unknown
     assert "nope" in unknown.stderr
+    external = ojenv.oj("queue", "wait", "ext")
+    assert external.returncode == 1
+    assert external.stderr == "Error: queue 'ext' is external: oj cannot tell when it is empty\n"
     bad = ojenv.oj("queue", "wait", "q", "--timeout", "soon")
     assert bad.returncode == 2 and "invalid duration" in bad.stderr
 

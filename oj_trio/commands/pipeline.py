@@ -69,6 +69,10 @@ def register(sub: Subparsers, add: AddParser) -> None:
     )
     p.add_argument("--all", action="store_true", help="wait for all (default: the first to end)")
     p.add_argument("--timeout", help="give up after D (e.g. 30s, 5m, 1h30m)")
+    p = add(psub, "peek", "print the pane of a pipeline's agent", cmd_pipeline_peek)
+    p.add_argument("id", help="pipeline id or unique prefix")
+    p = add(psub, "attach", "attach this terminal to the agent's tmux session", cmd_pipeline_attach)
+    p.add_argument("id", help="pipeline id or unique prefix")
     p = add(psub, "prune", "remove old terminal pipelines", cmd_pipeline_prune)
     p.add_argument("--all", action="store_true", help="ignore age")
     p.add_argument("--failed", action="store_true", help="only failed pipelines, any age")
@@ -367,3 +371,17 @@ def cmd_pipeline_prune(args: argparse.Namespace) -> int:
     done = "would be pruned" if args.dry_run else "pruned"
     print(f"\n{len(response['pruned'])} pipeline(s) {done}, {response['skipped']} skipped")
     return 0
+
+
+def cmd_pipeline_peek(args: argparse.Namespace) -> int:
+    """`oj pipeline peek` (the tmux side lives in `commands.session`)."""
+    from . import session
+
+    return session.pipeline_peek(args)
+
+
+def cmd_pipeline_attach(args: argparse.Namespace) -> int:
+    """`oj pipeline attach`: exec tmux on the pipeline's agent session."""
+    from . import session
+
+    return session.pipeline_attach(args)

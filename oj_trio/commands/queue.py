@@ -379,6 +379,10 @@ def cmd_queue_wait(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + timeout if timeout else None
     root, namespace = namespace_of(args)
     client = Client()
+    queues = client.query("ListQueues", project_root=str(root), namespace=namespace)["queues"]
+    if any(q["name"] == args.queue and q["type"] == "external" for q in queues):
+        # Its items live in the outside system; state only knows what runs now.
+        raise OjError(f"queue '{args.queue}' is external: oj cannot tell when it is empty")
     poll = env_seconds("OJ_WAIT_POLL_MS", 1000)
     progress = Progress(live=False if args.output == "json" else None)
     start: dict[str, str] | None = None

@@ -25,6 +25,7 @@ import attrs
 from ..messages import (
     Response,
 )
+from ..runtime.agents import AgentService
 from ..runtime.context import RuntimeContext, Supervision
 from ..runtime.crons import CronService
 from ..runtime.workers import WorkerService
@@ -46,6 +47,7 @@ class Services:
     supervisor: Supervision
     daemon: DaemonControl
     workers: WorkerService
+    agents: AgentService
     crons: CronService
 
 
@@ -66,7 +68,7 @@ class Route:
 
 def all_routes() -> list[Route]:
     """Every noun's routes (the server's dispatch table is built from this)."""
-    from . import commands, crons, daemon, pipelines, queues, status, workers, workspaces
+    from . import agents, commands, crons, daemon, pipelines, queues, status, workers, workspaces
 
     return [
         *daemon.ROUTES,
@@ -76,5 +78,6 @@ def all_routes() -> list[Route]:
         *workspaces.ROUTES,
         *queues.ROUTES,
         *workers.ROUTES,
+        *agents.ROUTES,
         *crons.ROUTES,
     ]

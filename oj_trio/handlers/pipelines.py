@@ -72,6 +72,7 @@ async def resume(s: Services, request: PipelineResumeRequest) -> OkResponse:
     )
     await ctx.commit(*plan.events)
     ctx.log.write(p.id, plan.target, "resumed")
+    s.agents.resume(p, request.get("message"))
     s.supervisor.spawn(p.id, rerun=plan.rerun)
     return {"type": "Ok", "id": p.id}
 

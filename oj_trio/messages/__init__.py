@@ -38,6 +38,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .agents import AgentHookRequest as AgentHookRequest
+from .agents import AgentLogsResponse as AgentLogsResponse
+from .agents import AgentPruneRequest as AgentPruneRequest
+from .agents import AgentSendRequest as AgentSendRequest
+from .agents import AgentSentResponse as AgentSentResponse
+from .agents import AgentSignalRequest as AgentSignalRequest
+from .agents import AgentSignalResponse as AgentSignalResponse
+from .agents import AgentsPrunedResponse as AgentsPrunedResponse
+from .agents import AgentsResponse as AgentsResponse
+from .agents import AgentSummary as AgentSummary
+from .agents import GetAgentLogsQuery as GetAgentLogsQuery
+from .agents import GetAgentSignalQuery as GetAgentSignalQuery
+from .agents import ListAgentsQuery as ListAgentsQuery
+from .agents import ListSessionsQuery as ListSessionsQuery
+from .agents import PeekSessionQuery as PeekSessionQuery
+from .agents import PrunedAgent as PrunedAgent
+from .agents import SessionPeekResponse as SessionPeekResponse
+from .agents import SessionSendRequest as SessionSendRequest
+from .agents import SessionsResponse as SessionsResponse
+from .agents import SessionSummary as SessionSummary
 from .commands import CommandHelpResponse as CommandHelpResponse
 from .commands import CommandListResponse as CommandListResponse
 from .commands import CommandStartedResponse as CommandStartedResponse
@@ -156,6 +176,11 @@ REQUESTS = (
     CronStartRequest,
     CronStopRequest,
     CronOnceRequest,
+    AgentSignalRequest,
+    AgentHookRequest,
+    AgentSendRequest,
+    AgentPruneRequest,
+    SessionSendRequest,
 )
 
 #: Every query a ``Query`` request may carry.
@@ -171,6 +196,11 @@ QUERIES = (
     ListQueueItemsQuery,
     ListWorkersQuery,
     ListCronsQuery,
+    GetAgentSignalQuery,
+    ListAgentsQuery,
+    GetAgentLogsQuery,
+    ListSessionsQuery,
+    PeekSessionQuery,
 )
 
 Request: TypeAlias = (
@@ -199,6 +229,11 @@ Request: TypeAlias = (
     | CronStartRequest
     | CronStopRequest
     | CronOnceRequest
+    | AgentSignalRequest
+    | AgentHookRequest
+    | AgentSendRequest
+    | AgentPruneRequest
+    | SessionSendRequest
 )
 Query: TypeAlias = (
     ListPipelinesQuery
@@ -212,6 +247,11 @@ Query: TypeAlias = (
     | ListQueueItemsQuery
     | ListWorkersQuery
     | ListCronsQuery
+    | GetAgentSignalQuery
+    | ListAgentsQuery
+    | GetAgentLogsQuery
+    | ListSessionsQuery
+    | PeekSessionQuery
 )
 #: Everything the daemon answers with; a handler is typed ``-> Response`` (or a member).
 Response: TypeAlias = (
@@ -249,4 +289,11 @@ Response: TypeAlias = (
     | CronsStoppedResponse
     | CronFiredResponse
     | CronsResponse
+    | AgentSignalResponse
+    | AgentSentResponse
+    | AgentsResponse
+    | AgentLogsResponse
+    | AgentsPrunedResponse
+    | SessionsResponse
+    | SessionPeekResponse
 )

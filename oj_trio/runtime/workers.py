@@ -473,6 +473,7 @@ class WorkerService:
             definition = self.definition(record)
             backend = self.backend(record, definition.queue)
             await backend.attach(WorkerRef(record.name, record.namespace), pipeline_id, item_id)
+            log.info("worker %s: item %s runs on in pipeline %s", record.name, item_id, pipeline_id)
         except OjError as exc:
             log.error("worker %s: item %s: %s", record.name, item_id, exc)
 
