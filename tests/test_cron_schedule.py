@@ -129,7 +129,18 @@ def test_new_york_both_transitions() -> None:
     ]
 
 
-@settings(max_examples=60, deadline=None)
+def test_a_start_inside_the_repeated_hour_never_goes_back() -> None:
+    """cronsim ignores ``fold``: asked from 02:10 of the second pass of Paris's fall-back hour,
+    it answers 02:30 of the first pass (an hour ago). The daily job already ran then; the
+    hourly one runs at 02:30 of the second pass."""
+    start = ms("2026-10-25T02:10+01:00")
+    daily = next_after(Schedule(expression="30 2 * * *"), PARIS, start, start)
+    assert iso(daily, PARIS) == "2026-10-26T02:30:00+01:00"
+    hourly = next_after(Schedule(expression="30 * * * *"), PARIS, start, start)
+    assert iso(hourly, PARIS) == "2026-10-25T02:30:00+01:00"
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     start=st.integers(ms("2026-01-01T00:00+00:00"), ms("2027-12-31T00:00+00:00")),
     zone=st.sampled_from([PARIS, NEW_YORK, ZoneInfo("UTC"), ZoneInfo("Australia/Lord_Howe")]),

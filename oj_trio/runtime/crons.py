@@ -223,9 +223,10 @@ class CronService:
             )
         else:
             log.warning(
-                "cron %s: %d scheduled fire(s) missed; the latest runs as a catch-up",
+                "cron %s: %d scheduled fire(s) missed; the latest runs%s",
                 name,
                 plan.missed,
+                " as a catch-up" if plan.catch_up else "",
             )
         return [
             ev.CronSkipped(

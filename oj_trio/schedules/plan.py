@@ -53,9 +53,14 @@ class Plan:
 def _calendar_next(expression: str, zone: tzinfo, after_ms: int) -> int:
     from cronsim import CronSim
 
-    start = datetime.fromtimestamp(after_ms / 1000, zone)
-    fire = next(CronSim(expression, start))
-    return round(fire.timestamp() * 1000)
+    # cronsim reads the wall time and ignores ``fold``: from 02:10 in the *second* pass of a
+    # fall-back hour it answers 02:30 of the first pass, an instant already gone. Such an answer
+    # is skipped (its wall time fired in the first pass), so no time is ever handed out twice.
+    times = CronSim(expression, datetime.fromtimestamp(after_ms / 1000, zone))
+    while True:
+        fire = round(next(times).timestamp() * 1000)
+        if fire > after_ms:
+            return fire
 
 
 def next_after(schedule: Schedule, zone: tzinfo, after_ms: int, anchor_ms: int) -> int:
