@@ -33,6 +33,10 @@ def _workers(answer: Mapping[str, Any]) -> Iterable[str]:
     return (w["name"] for w in answer["workers"])
 
 
+def _crons(answer: Mapping[str, Any]) -> Iterable[str]:
+    return (c["name"] for c in answer["crons"])
+
+
 def _pipelines(answer: Mapping[str, Any]) -> Iterable[str]:
     # Short ids: every pipeline command takes a unique id prefix.
     return (p["id"][:8] for p in answer["pipelines"])
@@ -43,6 +47,7 @@ NAME_SOURCES: dict[str, tuple[str, bool, Callable[[Mapping[str, Any]], Iterable[
     "queue": ("ListQueues", True, _queues),
     "worker": ("ListWorkers", False, _workers),
     "pipeline": ("ListPipelines", False, _pipelines),
+    "cron": ("ListCrons", False, _crons),
 }
 
 #: (noun, positional dest) → the kind of name it completes (any depth below the noun).
@@ -51,6 +56,7 @@ COMPLETED_ARGS: dict[tuple[str, str], str] = {
     ("worker", "name"): "worker",
     ("pipeline", "id"): "pipeline",
     ("pipeline", "ids"): "pipeline",
+    ("cron", "name"): "cron",
 }
 
 SHELLS = ("bash", "zsh")
