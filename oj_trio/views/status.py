@@ -94,7 +94,9 @@ def _status_pipeline(p: Pipeline, now_ms: int) -> StatusPipeline:
 
 
 def pipelines(inputs: StatusInputs, overview: Overview) -> None:
-    """Live pipelines; one waiting for a human (escalated) also needs attention."""
+    """Live pipelines; one waiting for a human (escalated) also needs attention: an agent step's
+    escalation (the step has a tmux session) as an agent to look at, anything else as a
+    pipeline to resume."""
     for p in inputs.state.pipelines.values():
         if p.terminal:
             continue
@@ -103,14 +105,17 @@ def pipelines(inputs: StatusInputs, overview: Overview) -> None:
         if p.step_status == StepStatus.WAITING:
             entry["waiting_reason"] = p.error
             ns["escalated_pipelines"].append(entry)
+            short = p.id[:8]
+            resume = f"oj pipeline resume {short}"
+            agent = p.session_id is not None
             ns["attention"].append(
                 _attention(
-                    "pipeline",
-                    p.name,
+                    "agent" if agent else "pipeline",
+                    f"{p.name}/{p.step}" if agent else p.name,
                     p.error or f"waiting at step {p.step}",
                     id_=p.id,
                     since_ms=p.updated_at_ms or None,
-                    hint=f"oj pipeline resume {p.id[:8]}",
+                    hint=f"oj session attach {short}, then {resume}" if agent else resume,
                 )
             )
         else:
