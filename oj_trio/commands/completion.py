@@ -33,10 +33,6 @@ def _workers(answer: Mapping[str, Any]) -> Iterable[str]:
     return (w["name"] for w in answer["workers"])
 
 
-def _crons(answer: Mapping[str, Any]) -> Iterable[str]:
-    return (c["name"] for c in answer["crons"])
-
-
 def _pipelines(answer: Mapping[str, Any]) -> Iterable[str]:
     # Short ids: every pipeline command takes a unique id prefix.
     return (p["id"][:8] for p in answer["pipelines"])
@@ -62,7 +58,6 @@ NAME_SOURCES: dict[str, tuple[str, bool, Callable[[Mapping[str, Any]], Iterable[
     "pipeline": ("ListPipelines", False, _pipelines),
     "agent": ("ListAgents", False, _agents),
     "session": ("ListSessions", False, _sessions),
-    "cron": ("ListCrons", False, _crons),
 }
 
 #: (noun, positional dest) → the kind of name it completes (any depth below the noun).
@@ -74,7 +69,6 @@ COMPLETED_ARGS: dict[tuple[str, str], str] = {
     ("pipeline", "ids"): "pipeline",
     ("agent", "id"): "agent",
     ("session", "id"): "session",
-    ("cron", "name"): "cron",
 }
 
 SHELLS = ("bash", "zsh")
