@@ -219,4 +219,3 @@ class PaneMonitor:
             self._fetching.set()
             self._fetching = None
         return started, self._last
-
