@@ -173,6 +173,7 @@ class RuntimeHarness:
             _NoDaemon(),
             self.supervisor.workers,
             self.supervisor.agents,
+            self.supervisor.crons,
         )
 
     async def start(
