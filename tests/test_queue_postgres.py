@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from blackbox import OjEnv, oj_env, wait_for
-from pg_cluster import MISSING, PgCluster, find_bin_dir
+from pg_cluster import PgCluster
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[test]'")
 
@@ -52,25 +52,6 @@ pipeline "job" {
   }
 }
 """
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[PgCluster]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip(MISSING)
-    pg = PgCluster(bin_dir)
-    try:
-        pg.init()
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
-
-
-@pytest.fixture
-def db(cluster: PgCluster) -> str:
-    return cluster.createdb()
 
 
 class Machine:
