@@ -34,7 +34,14 @@ from .. import events as ev
 from ..errors import NotFoundError, OjError
 from ..pipeline_setup import prepare_pipeline
 from ..queues import retry
-from ..queues.backend import Claims, QueueBackend, QueueError, WorkerRef
+from ..queues.backend import (
+    KEEP_COMPLETED,
+    PRUNE_EVERY,
+    Claims,
+    QueueBackend,
+    QueueError,
+    WorkerRef,
+)
 from ..queues.external import ExternalQueue
 from ..queues.persisted import PersistedQueue
 from ..records import QueueItemStatus, Worker, WorkerStatus, scoped_key
@@ -49,12 +56,6 @@ from .remote_queues import RemoteQueues
 from .timer_service import FiredTimer
 
 log = logging.getLogger("oj.workers")
-
-#: Completed items a persisted queue keeps (the newest), so a queue that runs for months does not
-#: grow state and snapshots without bound; ``oj queue prune`` removes the rest by age.
-KEEP_COMPLETED = 1000
-#: Look at that limit every this many completions of a queue (the check scans the queue).
-PRUNE_EVERY = 64
 
 
 @attrs.frozen
