@@ -422,14 +422,16 @@ class AgentService:
                 command = append_prompt(command, prompt)
         # Durable before tmux starts anything: a restart finds the session by this record.
         at = ctx.clock.now_ms()
-        await ctx.commit(
+        announce: list[ev.EventBase] = [
             ev.StepStarted(
                 pipeline_id=p.id, step=p.step, at_ms=at, agent_id=agent_id, agent_name=agent.name
             ),
             ev.SessionCreated(id=session, pipeline_id=p.id),
-        )
-        if prompt:
-            await ctx.commit(ev.PipelineUpdated(id=p.id, vars={"prompt": prompt}))
+        ]
+        if prompt != p.vars.get("prompt", ""):
+            # Kept for a re-attach after a restart (recover/resume build on it).
+            announce.append(ev.PipelineUpdated(id=p.id, vars={"prompt": prompt}))
+        await ctx.commit(*announce)
         ctx.log.write(p.id, p.step, f"agent spawned: {agent.name} ({command})")
         ctx.log.write(p.id, p.step, f"agent log: {paths.agent_log_path(ctx.state_dir, agent_id)}")
         try:
