@@ -16,8 +16,10 @@ register a handler per timer kind on :attr:`Supervisor.timers` before :meth:`Sup
 and arm timers with :func:`~oj_trio.runtime.timer_service.set_timer`; timers armed before a
 restart fire at their original deadlines. A drain stops it first, so no timer starts work while
 the daemon stops. The worker service (:mod:`oj_trio.runtime.workers`) starts after its own
-reconcile; it dispatches nothing while the daemon drains. Services of later nouns (agents,
-crons) are started here as well.
+reconcile; it dispatches nothing while the daemon drains. The agent service
+(:mod:`oj_trio.runtime.agents`) runs agent steps inside their pipelines' tasks; a drain leaves
+their tmux sessions running (``--kill`` ends them). Services of later nouns (crons) are
+started here as well.
 """
 
 from __future__ import annotations
@@ -28,11 +30,10 @@ from pathlib import Path
 
 import trio
 
-from . import events as ev
 from .adapters.process import raise_fd_limit
-from .adapters.tmux import kill_session
 from .clock import Clock
 from .pipelines.transitions import Cancelled
+from .runtime.agents import AgentService
 from .runtime.context import RuntimeContext
 from .runtime.pipeline_driver import PipelineDriver, PipelineTask, commit_outcome
 from .runtime.step_runners import RUNNERS, StepRunner
@@ -40,7 +41,7 @@ from .runtime.timer_service import TimerService
 from .runtime.workers import WorkerService
 from .state import StepStatus
 from .store import Store
-from .timers import QUEUE_RETRY
+from .timers import COOLDOWN, QUEUE_RETRY
 
 log = logging.getLogger("oj.runtime")
 
@@ -75,6 +76,9 @@ class Supervisor:
         self.timers.register(QUEUE_RETRY, self.workers.on_retry_timer)
         self.ctx.pipeline_end_hooks.append(self.workers.pipeline_ended)
         self.ctx.ending_hooks.append(self.workers.ending_events)
+        self.agents = AgentService(self.ctx, self)
+        self.ctx.agents = self.agents
+        self.timers.register(COOLDOWN, self.agents.on_cooldown_timer)
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, PipelineTask] = {}
         self._draining = False
@@ -154,15 +158,7 @@ class Supervisor:
 
     async def _kill_sessions(self) -> None:
         """`oj daemon stop --kill`: end every tmux session the state knows (agents), best effort."""
-        killed = 0
-        for session_id in list(self.ctx.state.sessions):
-            try:
-                if await kill_session(session_id):
-                    killed += 1
-            except OSError as exc:
-                log.warning("cannot kill session %s: %s", session_id, exc)
-                continue
-            await self.ctx.commit(ev.SessionDeleted(id=session_id))
+        killed = await self.agents.kill_all()
         if killed:
             log.info("killed %d session(s) on shutdown", killed)
 

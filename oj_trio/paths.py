@@ -51,3 +51,18 @@ def logs_dir(base: Path) -> Path:
 
 def workspaces_dir(base: Path) -> Path:
     return base / "workspaces"
+
+
+def tmux_socket(base: Path) -> Path:
+    """The daemon's private tmux server (agent sessions), never the user's default one."""
+    return base / "tmux.sock"
+
+
+def agents_dir(base: Path) -> Path:
+    """Per-agent files the daemon writes (Claude settings, prime script)."""
+    return base / "agents"
+
+
+def agent_log_path(base: Path, agent_id: str) -> Path:
+    """An agent's log (reference §2.8): ``logs/agent/<agent_id>.log``."""
+    return logs_dir(base) / "agent" / f"{agent_id}.log"

@@ -6,6 +6,7 @@ Stdlib-only; `tomllib` is imported only when a project has a `.oj/config.toml`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 RUNBOOK_DIR = Path(".oj") / "runbooks"
@@ -44,8 +45,8 @@ def _main_checkout(root: Path) -> Path | None:
     return main if (main / ".oj").is_dir() else None
 
 
-def config_namespace(root: Path) -> str | None:
-    """`[project] name` from `.oj/config.toml`, if any."""
+def _config_value(root: Path, table: str, key: str) -> str | None:
+    """`[table] key` from `.oj/config.toml` when it is a non-empty string."""
     config = root / ".oj" / "config.toml"
     if not config.is_file():
         return None
@@ -55,12 +56,23 @@ def config_namespace(root: Path) -> str | None:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
         return None
-    project = data.get("project")
-    if isinstance(project, dict):
-        name = project.get("name")
-        if isinstance(name, str) and name:
-            return name
+    section = data.get(table)
+    if isinstance(section, dict):
+        value = section.get(key)
+        if isinstance(value, str) and value:
+            return value
     return None
+
+
+def config_namespace(root: Path) -> str | None:
+    """`[project] name` from `.oj/config.toml`, if any."""
+    return _config_value(root, "project", "name")
+
+
+def queue_url(root: Path, env: Mapping[str, str]) -> str | None:
+    """Where the project's persisted queues live: `OJ_QUEUE_URL` (the daemon's environment)
+    > `.oj/config.toml [queues] url` > None (the daemon's own WAL)."""
+    return env.get("OJ_QUEUE_URL") or _config_value(root, "queues", "url")
 
 
 def resolve_namespace(

@@ -71,6 +71,7 @@ class Daemon:
             supervisor=self.runtime,
             daemon=self,
             workers=self.runtime.workers,
+            agents=self.runtime.agents,
         )
         self._started_ms = self.runtime.ctx.clock.now_ms()
         async with trio.open_nursery() as root:

@@ -187,6 +187,13 @@ class Store:
             await self._changed.wait()
         return self.last_seq
 
+    async def wait_past(self, after_seq: int, timeout: float) -> None:
+        """A long poll's wait: until state moved past ``after_seq`` or ``timeout`` seconds
+        passed; at once when ``after_seq`` is 0 (a first request) or ``timeout`` is not > 0."""
+        if after_seq and self.last_seq <= after_seq and timeout > 0:
+            with trio.move_on_after(timeout):
+                await self.wait_for_change(after_seq)
+
     # --- snapshots -------------------------------------------------------------------------------
 
     async def snapshot(self) -> int:

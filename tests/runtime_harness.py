@@ -166,7 +166,13 @@ class RuntimeHarness:
 
     def services(self) -> Services:
         """What a request handler gets (``oj_trio.handlers``), for calling one directly."""
-        return Services(self.ctx, self.supervisor, _NoDaemon(), self.supervisor.workers)
+        return Services(
+            self.ctx,
+            self.supervisor,
+            _NoDaemon(),
+            self.supervisor.workers,
+            self.supervisor.agents,
+        )
 
     async def start(
         self, runbook_text: str, kind: str, vars: Mapping[str, str] | None = None
@@ -249,7 +255,7 @@ async def open_runtime(
             runners={RunShell: runner, RunAgent: runner, RunPipeline: runner},
         )
         for kind, handler in (timer_handlers or {}).items():
-            supervisor.timers.register(kind, handler)
+            supervisor.timers.register(kind, handler, replace=True)
         await nursery.start(supervisor.run)
         try:
             yield RuntimeHarness(store, supervisor, runner, project)

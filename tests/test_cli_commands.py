@@ -320,26 +320,74 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return {}
 
 
-_HELP_ORDER = ["run", "pipeline", "workspace", "queue", "worker", "status", "daemon", "runbook"]
+_HELP_ORDER = [
+    "run",
+    "pipeline",
+    "workspace",
+    "queue",
+    "worker",
+    "agent",
+    "emit",
+    "session",
+    "status",
+    "daemon",
+    "runbook",
+    "completion",
+]
 
 
 def test_nouns_register_in_help_order() -> None:
-    modules = tuple(importlib.import_module(f"oj_trio.commands.{n}") for n in _HELP_ORDER)
-    assert modules == cli.NOUNS
-    assert list(_subcommands(cli.get_parser())) == _HELP_ORDER
+    assert list(cli.NOUNS[: len(_HELP_ORDER)]) == _HELP_ORDER
+    assert list(_subcommands(cli.get_parser())) == list(cli.NOUNS)
+    for noun in cli.NOUNS:
+        assert cli.noun_module(noun) is importlib.import_module(f"oj_trio.commands.{noun}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "noun"),
+    [
+        (["queue", "push", "q"], "queue"),
+        (["-o", "json", "status"], "status"),
+        (["--output", "json", "--project", "run", "worker", "list"], "worker"),
+        (["--output=json", "-ojson", "pipeline"], "pipeline"),
+        (["--project", "queue"], None),
+        (["nonsense", "queue"], None),
+        (["--", "queue"], None),
+        (["--help"], None),
+        (["-h", "queue"], None),
+        (["queue", "--help"], "queue"),
+        ([], None),
+    ],
+)
+def test_chosen_noun_skips_options_and_their_values(argv: list[str], noun: str | None) -> None:
+    assert cli.chosen_noun(argv) == noun
+
+
+def test_a_noun_alone_parses_like_the_whole_tree() -> None:
+    for argv in (["queue", "push", "q", "--var", "a=b"], ["-o", "json", "worker", "list"]):
+        whole = vars(cli.get_parser().parse_args(argv))
+        alone = vars(cli.get_parser(only=cli.chosen_noun(argv)).parse_args(argv))
+        assert whole == alone
 
 
 def test_every_command_is_handled_by_its_nouns_module() -> None:
     handled = []
     for noun, parser in _subcommands(cli.get_parser()).items():
         verbs = _subcommands(parser) or {"": parser}
-        for verb, leaf in verbs.items():
+        # one level deeper where a verb has its own verbs (`oj agent hook stop`)
+        leaves = {
+            f"{verb} {sub}".strip(): leaf
+            for verb, p in verbs.items()
+            for sub, leaf in (_subcommands(p) or {"": p}).items()
+        }
+        for verb, leaf in leaves.items():
             func = leaf.get_default("func")
             assert func is not None, (noun, verb)
             assert func.__module__ == f"oj_trio.commands.{noun}", (noun, verb)
-            assert func.__name__ == "_".join(["cmd", noun, verb]).rstrip("_").replace("-", "_")
+            name = "_".join(["cmd", noun, *verb.split()]).rstrip("_")
+            assert func.__name__ == name.replace("-", "_").replace(":", "_")
             handled.append(f"{noun} {verb}".strip())
-    assert len(handled) == 31
+    assert len(handled) == 49
 
 
 def test_get_parser_builds_a_fresh_tree_each_time() -> None:

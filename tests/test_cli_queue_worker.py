@@ -43,7 +43,6 @@ from oj_trio.commands.queue import (
     retry_lines,
     sort_items,
 )
-from oj_trio.commands.status import queue_row, status_lines, worker_row
 from oj_trio.commands.worker import select_workers, stop_lines, workers_table
 from oj_trio.errors import OjError, UsageError
 
@@ -565,67 +564,7 @@ def test_worker_table() -> None:
     assert [w["name"] for w in select_workers(mixed, "proj")] == ["a", "b"]
 
 
-# -- oj status -------------------------------------------------------------------------------------
-
-
-def _overview(**ns: Any) -> dict[str, Any]:
-    pipeline = {
-        "id": "0123456789abcdef",
-        "name": "build-1",
-        "kind": "build",
-        "step": "test",
-        "step_status": "running",
-        "elapsed_ms": 65_000,
-    }
-    namespace = {
-        "namespace": "proj",
-        "active_pipelines": [pipeline],
-        "escalated_pipelines": [{**pipeline, "waiting_reason": "agent idle"}],
-        "workers": [],
-        "queues": [],
-        "active_agents": [],
-    }
-    return {"type": "StatusOverview", "uptime_secs": 3700, "namespaces": [{**namespace, **ns}]}
-
-
-_PIPELINES = [
-    "oj daemon: up 1h1m | 1 active pipeline(s) | 1 escalated",
-    "",
-    "── proj " + "─" * 40,
-    "  Pipelines (1 active):",
-    "    0123456789ab  build-1  test  running  1m",
-    "  Escalated (1):",
-    "    ⚠ 0123456789ab  build-1  test  running  1m",
-    "      → agent idle",
-]
-
-
-def test_status_without_workers_or_queues_is_unchanged() -> None:
-    assert status_lines(_overview()) == _PIPELINES
-    assert status_lines(_overview(queues=[_queue(pending=0, active=0, dead=0)])) == _PIPELINES
-
-
-def test_status_workers_and_queues() -> None:
-    workers = [_worker("merger", "proj"), _worker("fixer", "proj", status="stopped", active=0)]
-    queues = [
-        _queue(),
-        _queue(name="idle", pending=0, active=0, dead=0),
-        _queue(name="bugs", pending=0, active=2, dead=0),
-    ]
-    assert status_lines(_overview(workers=workers, queues=queues)) == [
-        *_PIPELINES,
-        "  Workers:",
-        "    merger  ● running  1/2 active",
-        "    fixer  ○ stopped  0/2 active",
-        "  Queues:",
-        "    merge  3 pending, 1 active, 2 dead",
-        "    bugs  0 pending, 2 active",
-    ]
-    assert worker_row(_worker("w", active=3, concurrency=4)) == "    w  ● running  3/4 active"
-    assert (
-        queue_row(_queue(name="q", pending=1, active=0, dead=1))
-        == "    q  1 pending, 0 active, 1 dead"
-    )
+# (`oj status` text: tests/test_status_overview.py)
 
 
 # -- through the real `oj`: errors before any connection -------------------------------------------

@@ -174,7 +174,11 @@ def test_oj_daemon_status_run_imports_nothing_heavy(ojenv: OjEnv) -> None:
         result = ojenv.oj(*argv, env={"PYTHONPROFILEIMPORTTIME": "1"})
         assert result.returncode == 0, result.stderr
         names = _imported(result.stderr)
-        assert "oj_trio.commands.daemon" in names and "socket" in names, "no import profile?"
+        assert "oj_trio.cli" in names and "socket" in names, "no import profile?"
+        # Only the chosen noun's command module (and the shared helpers) is imported.
+        nouns = {n.rsplit(".", 1)[1] for n in names if n.startswith("oj_trio.commands.")}
+        # shared helpers are private modules (`_args`, `_output`, `_progress`, …)
+        assert {n for n in nouns if not n.startswith("_")} == {argv[0]}, argv
         assert _heavy(names) == set(), argv
         assert _shapes(names) == set(), argv
     # and without a daemon (the DaemonNotRunning path)

@@ -41,7 +41,10 @@ async def test_drain_with_kill_ends_every_session(
         assert store.state.sessions == {}
         await store.aclose()
         nursery.cancel_scope.cancel()
+    sock = tmp_path / "state" / "tmux.sock"
+    conf = tmp_path / "state" / "tmux.conf"
+    # The daemon's private server, never the user's default one.
     assert sorted(record.read_text().splitlines()) == [
-        "kill-session -t oj-a-1",
-        "kill-session -t oj-b-2",
+        f"-S {sock} -f {conf} kill-session -t =oj-a-1",
+        f"-S {sock} -f {conf} kill-session -t =oj-b-2",
     ]

@@ -27,6 +27,7 @@ from ._args import (
     parse_cli_key_value,
 )
 from ._output import Column, ago, emit_json, follow_file, project_table, step_duration
+from ._progress import Progress, counter_text
 
 
 def register(sub: Subparsers, add: AddParser) -> None:
@@ -68,6 +69,10 @@ def register(sub: Subparsers, add: AddParser) -> None:
     )
     p.add_argument("--all", action="store_true", help="wait for all (default: the first to end)")
     p.add_argument("--timeout", help="give up after D (e.g. 30s, 5m, 1h30m)")
+    p = add(psub, "peek", "print the pane of a pipeline's agent", cmd_pipeline_peek)
+    p.add_argument("id", help="pipeline id or unique prefix")
+    p = add(psub, "attach", "attach this terminal to the agent's tmux session", cmd_pipeline_attach)
+    p.add_argument("id", help="pipeline id or unique prefix")
     p = add(psub, "prune", "remove old terminal pipelines", cmd_pipeline_prune)
     p.add_argument("--all", action="store_true", help="ignore age")
     p.add_argument("--failed", action="store_true", help="only failed pipelines, any age")
@@ -285,49 +290,61 @@ def cmd_pipeline_wait(args: argparse.Namespace) -> int:
         if not args.ids:
             print("No active pipelines")
             return 0
+    # --all counts done/failed/remaining: one live line on a terminal (instead of every step's
+    # transitions), a plain line per change otherwise (after the transitions).
+    progress = Progress()
+    steps_shown = not (args.all and progress.live)
     printer = _WaitPrinter(prefix=len(args.ids) > 1)
     finished: dict[str, dict[str, Any]] = {}
     after = 0
     poll_ms = int(env_seconds("OJ_WAIT_POLL_MS", 1000) * 1000)
-    while True:
-        wait_ms = 0
-        if after:
-            wait_ms = min(max(poll_ms, 1), int(client.ipc_timeout * 500) or 1)
-            if deadline is not None:
-                wait_ms = max(1, min(wait_ms, int((deadline - time.monotonic()) * 1000)))
-        response = client.query(
-            "WaitPipelines", ids=list(args.ids), after_seq=after, timeout_ms=wait_ms
-        )
-        after = response["seq"]
-        for given, detail in zip(args.ids, response["pipelines"], strict=True):
-            if detail is None:
-                print(f"Pipeline not found: {given}", file=sys.stderr)
-                return 3
-            printer.update(detail)
-            if is_terminal(detail) and detail["id"] not in finished:
-                finished[detail["id"]] = detail
-                _print_final(detail)
-        wanted = len({d for d in args.ids}) if args.all else 1
-        if len(finished) >= min(wanted, len(args.ids)):
-            steps = [d["step"] for d in finished.values()]
-            if "failed" in steps:
-                return 1
-            if "cancelled" in steps:
-                return 4
-            return 0
-        if deadline is not None and time.monotonic() >= deadline:
-            print("Timeout waiting for pipeline(s)", file=sys.stderr)
-            return 2
+    try:
+        while True:
+            wait_ms = 0
+            if after:
+                wait_ms = min(max(poll_ms, 1), int(client.ipc_timeout * 500) or 1)
+                if deadline is not None:
+                    wait_ms = max(1, min(wait_ms, int((deadline - time.monotonic()) * 1000)))
+            response = client.query(
+                "WaitPipelines", ids=list(args.ids), after_seq=after, timeout_ms=wait_ms
+            )
+            after = response["seq"]
+            for given, detail in zip(args.ids, response["pipelines"], strict=True):
+                if detail is None:
+                    progress.note(f"Pipeline not found: {given}", sys.stderr)
+                    return 3
+                if steps_shown:
+                    printer.update(detail)
+                if is_terminal(detail) and detail["id"] not in finished:
+                    finished[detail["id"]] = detail
+                    _print_final(detail, progress)
+            wanted = len(set(args.ids)) if args.all else 1
+            if args.all:
+                failed = sum(1 for d in finished.values() if d["step"] != "done")
+                left = max(0, wanted - len(finished))
+                progress.show(counter_text(len(finished) - failed, failed, left))
+            if len(finished) >= min(wanted, len(args.ids)):
+                steps = [d["step"] for d in finished.values()]
+                if "failed" in steps:
+                    return 1
+                if "cancelled" in steps:
+                    return 4
+                return 0
+            if deadline is not None and time.monotonic() >= deadline:
+                progress.note("Timeout waiting for pipeline(s)", sys.stderr)
+                return 2
+    finally:
+        progress.close()
 
 
-def _print_final(detail: dict[str, Any]) -> None:
+def _print_final(detail: dict[str, Any], progress: Progress) -> None:
     label = f"Pipeline {detail['name']} ({detail['id'][:8]})"
     if detail["step"] == "done":
-        print(f"{label} completed", flush=True)
+        progress.note(f"{label} completed")
     elif detail["step"] == "failed":
-        print(f"{label} failed: {detail.get('error') or 'unknown error'}", file=sys.stderr)
+        progress.note(f"{label} failed: {detail.get('error') or 'unknown error'}", sys.stderr)
     else:
-        print(f"{label} was cancelled", file=sys.stderr)
+        progress.note(f"{label} was cancelled", sys.stderr)
 
 
 # -- prune -------------------------------------------------------------------------------------
@@ -354,3 +371,17 @@ def cmd_pipeline_prune(args: argparse.Namespace) -> int:
     done = "would be pruned" if args.dry_run else "pruned"
     print(f"\n{len(response['pruned'])} pipeline(s) {done}, {response['skipped']} skipped")
     return 0
+
+
+def cmd_pipeline_peek(args: argparse.Namespace) -> int:
+    """`oj pipeline peek` (the tmux side lives in `commands.session`)."""
+    from . import session
+
+    return session.pipeline_peek(args)
+
+
+def cmd_pipeline_attach(args: argparse.Namespace) -> int:
+    """`oj pipeline attach`: exec tmux on the pipeline's agent session."""
+    from . import session
+
+    return session.pipeline_attach(args)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from typing import Any
 from .. import protocol
 from ..client import Client
 from ..errors import OjError, UsageError
-from ._args import AddParser, Subparsers, namespace_of, parse_cli_key_value
+from ..settings import env_seconds
+from ._args import AddParser, Subparsers, namespace_of, parse_cli_duration, parse_cli_key_value
 from ._output import emit_json
+from ._progress import Progress, counter_text
 
 
 def register(sub: Subparsers, add: AddParser) -> None:
@@ -56,6 +59,15 @@ def register(sub: Subparsers, add: AddParser) -> None:
     p.add_argument("queue", help="queue name")
     p.add_argument("item_id", nargs="?", metavar="ITEM_ID", help="item id or unique prefix")
     p.add_argument("--all-dead", action="store_true", help="retry every dead item of the queue")
+    p = add(
+        qsub,
+        "wait",
+        "wait until a queue has no pending, active or retry-waiting item "
+        "(exit 1 if an item went dead meanwhile, 2 on timeout)",
+        cmd_queue_wait,
+    )
+    p.add_argument("queue", help="queue name")
+    p.add_argument("--timeout", metavar="DURATION", help="give up after this long (30s, 5m, 1h)")
     p = add(qsub, "prune", "remove completed and dead items", cmd_queue_prune)
     p.add_argument("queue", help="queue name")
     p.add_argument("--all", action="store_true", help="ignore age (default: ended > 12 h ago)")
@@ -337,3 +349,76 @@ def cmd_queue_prune(args: argparse.Namespace) -> int:
     for line in prune_lines(response["pruned"], response["skipped"], args.dry_run):
         print(line)
     return 0
+
+
+# -- wait --------------------------------------------------------------------------------------
+
+#: Item states that keep a queue busy ("failed" items wait for a retry; "dead" ones never run).
+BUSY = ("pending", "active", "failed")
+
+
+def wait_counts(
+    start: Mapping[str, str], items: Sequence[Mapping[str, Any]]
+) -> tuple[int, int, int]:
+    """(done, dead, remaining) of a queue since the wait began (`start`: item id → status then):
+    items completed or gone dead since, and items still pending, active or waiting for a retry."""
+    done = dead = remaining = 0
+    for item in items:
+        status, before = item["status"], start.get(item["id"])
+        if status in BUSY:
+            remaining += 1
+        elif status == "completed" and before != "completed":
+            done += 1
+        elif status == "dead" and before != "dead":
+            dead += 1
+    return done, dead, remaining
+
+
+def cmd_queue_wait(args: argparse.Namespace) -> int:
+    timeout = parse_cli_duration(args.timeout) if args.timeout else None
+    deadline = time.monotonic() + timeout if timeout else None
+    root, namespace = namespace_of(args)
+    client = Client()
+    queues = client.query("ListQueues", project_root=str(root), namespace=namespace)["queues"]
+    if any(q["name"] == args.queue and q["type"] == "external" for q in queues):
+        # Its items live in the outside system; state only knows what runs now.
+        raise OjError(f"queue '{args.queue}' is external: oj cannot tell when it is empty")
+    poll = env_seconds("OJ_WAIT_POLL_MS", 1000)
+    progress = Progress(live=False if args.output == "json" else None)
+    start: dict[str, str] | None = None
+    after = 0
+    try:
+        while True:
+            wait = 0.0
+            if start is not None:
+                wait = min(poll, client.ipc_timeout / 2)
+                if deadline is not None:
+                    wait = max(0.001, min(wait, deadline - time.monotonic()))
+                if not after:  # a daemon that cannot long-poll this queue: poll it
+                    time.sleep(wait)
+            answer = client.query(
+                "ListQueueItems",
+                project_root=str(root),
+                namespace=namespace,
+                queue=args.queue,
+                after_seq=after,
+                timeout_ms=int(wait * 1000),
+            )
+            after = answer.get("seq", 0)
+            if start is None:
+                start = {i["id"]: i["status"] for i in answer["items"]}
+            done, dead, remaining = wait_counts(start, answer["items"])
+            timed_out = remaining > 0 and deadline is not None and time.monotonic() >= deadline
+            if args.output == "json":
+                if remaining == 0 or timed_out:
+                    summary = {"done": done, "dead": dead, "remaining": remaining}
+                    emit_json({"queue": args.queue, **summary, "timed_out": timed_out})
+            else:
+                progress.show(counter_text(done, dead, remaining))
+            if remaining == 0:
+                return 1 if dead else 0
+            if timed_out:
+                progress.note(f"Timeout waiting for queue '{args.queue}'", sys.stderr)
+                return 2
+    finally:
+        progress.close()

@@ -25,6 +25,7 @@ import attrs
 from ..messages import (
     Response,
 )
+from ..runtime.agents import AgentService
 from ..runtime.context import RuntimeContext, Supervision
 from ..runtime.workers import WorkerService
 
@@ -45,6 +46,7 @@ class Services:
     supervisor: Supervision
     daemon: DaemonControl
     workers: WorkerService
+    agents: AgentService
 
 
 #: A handler takes its request's (or query's) shape from :mod:`oj_trio.messages` and returns
@@ -64,7 +66,7 @@ class Route:
 
 def all_routes() -> list[Route]:
     """Every noun's routes (the server's dispatch table is built from this)."""
-    from . import commands, daemon, pipelines, queues, status, workers, workspaces
+    from . import agents, commands, daemon, pipelines, queues, status, workers, workspaces
 
     return [
         *daemon.ROUTES,
@@ -74,4 +76,5 @@ def all_routes() -> list[Route]:
         *workspaces.ROUTES,
         *queues.ROUTES,
         *workers.ROUTES,
+        *agents.ROUTES,
     ]

@@ -72,6 +72,7 @@ async def resume(s: Services, request: PipelineResumeRequest) -> OkResponse:
     )
     await ctx.commit(*plan.events)
     ctx.log.write(p.id, plan.target, "resumed")
+    s.agents.resume(p, request.get("message"))
     s.supervisor.spawn(p.id, rerun=plan.rerun)
     return {"type": "Ok", "id": p.id}
 
@@ -133,11 +134,7 @@ async def get_logs(s: Services, query: GetPipelineLogsQuery) -> PipelineLogsResp
 async def wait(s: Services, query: WaitPipelinesQuery) -> PipelineStatesResponse:
     """Long poll: answer when state moved past ``after_seq`` (or at the timeout)."""
     store = s.ctx.store
-    after = query.get("after_seq", 0)
-    timeout = query.get("timeout_ms", 0) / 1000.0
-    if after and store.last_seq <= after and timeout > 0:
-        with trio.move_on_after(timeout):
-            await store.wait_for_change(after)
+    await store.wait_past(query.get("after_seq", 0), query.get("timeout_ms", 0) / 1000.0)
     pipelines: list[PipelineDetail | None] = []
     for given in query["ids"]:
         p = s.ctx.state.get_pipeline(str(given))

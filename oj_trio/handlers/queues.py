@@ -1,9 +1,15 @@
-"""Queues: push (one item or a durable batch), drop, retry, prune; list queues and items."""
+"""Queues: push (one item or a durable batch), drop, retry, prune; list queues and items.
+
+A project whose persisted queues live in a shared database (``OJ_QUEUE_URL`` or ``[queues] url``)
+has every verb answered from there (:mod:`oj_trio.queues.postgres`); the wake-up or auto-start of
+this daemon's workers is committed locally afterwards.
+"""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..errors import NotFoundError, OjError, UsageError
@@ -23,13 +29,17 @@ from ..messages import (
     QueuesResponse,
     QueueSummary,
 )
+from ..queues.backend import QueueError
 from ..queues.items import batch_values, item_values
 from ..records import QueueItem, QueueItemStatus, scoped_key
 from ..runbook.model import Queue, Runbook
 from ..runtime.workspaces import PRUNE_AGE_MS
 from ..timers import queue_retry_id
-from ..views.queues import item_view, queue_summary
+from ..views.queues import item_view, queue_summary, remote_item_view
 from . import Route, Services
+
+if TYPE_CHECKING:
+    from ..queues.postgres import PostgresQueue
 
 
 async def _persisted(s: Services, root: str, name: str) -> tuple[Runbook, Queue]:
@@ -37,6 +47,17 @@ async def _persisted(s: Services, root: str, name: str) -> tuple[Runbook, Queue]
     if queue.type != "persisted":
         raise OjError(f"queue '{name}' is not a persisted queue")
     return runbook, queue
+
+
+def _remote(s: Services, root: str, namespace: str, name: str) -> PostgresQueue | None:
+    return s.workers.remote.queue(root, namespace, name)
+
+
+async def _wake_workers(
+    s: Services, runbook: Runbook, root: str, namespace: str, name: str
+) -> None:
+    """Seed 001 after a push to a shared queue: this daemon's workers, woken or auto-started."""
+    await s.workers.after_push(runbook, Path(root), namespace, name)
 
 
 def _item(s: Services, namespace: str, queue: str, given: str) -> QueueItem:
@@ -64,6 +85,11 @@ async def push(s: Services, request: QueuePushRequest) -> QueuePushedResponse:
         values = batch_values(queue, items, request.get("lines"))
     else:
         values = [item_values(queue, data)]
+    remote = _remote(s, request["project_root"], namespace, name)
+    if remote is not None:
+        ids = await remote.push(values)  # committed: acknowledged only now
+        await _wake_workers(s, runbook, request["project_root"], namespace, name)
+        return {"type": "QueuePushed", "queue": name, "item_ids": ids}
     at = s.ctx.clock.now_ms()
     pushed = [
         ev.QueuePushed(
@@ -86,6 +112,10 @@ async def push(s: Services, request: QueuePushRequest) -> QueuePushedResponse:
 async def drop(s: Services, request: QueueDropRequest) -> QueueDroppedResponse:
     namespace, name = request["namespace"], request["queue"]
     await _persisted(s, request["project_root"], name)
+    remote = _remote(s, request["project_root"], namespace, name)
+    if remote is not None:
+        dropped = await remote.drop(request["item_id"])
+        return {"type": "QueueDropped", "queue": name, "item_id": dropped}
     item = _item(s, namespace, name, request["item_id"])
     await s.ctx.commit(
         *_disarm(s, item),
@@ -102,6 +132,12 @@ async def retry(s: Services, request: QueueRetryRequest) -> QueueRetriedResponse
     if (given is None) == (not all_dead):
         raise UsageError("retry needs exactly one of: an item id, or --all-dead")
     runbook, _queue = await _persisted(s, request["project_root"], name)
+    remote = _remote(s, request["project_root"], namespace, name)
+    if remote is not None:
+        ids = await remote.retry(given)
+        if ids:
+            await _wake_workers(s, runbook, request["project_root"], namespace, name)
+        return {"type": "QueueRetried", "queue": name, "item_ids": ids}
     if given is not None:
         item = _item(s, namespace, name, given)
         if item.status not in (QueueItemStatus.FAILED, QueueItemStatus.DEAD):
@@ -136,6 +172,15 @@ async def prune(s: Services, request: QueuePruneRequest) -> QueuePrunedResponse:
     pending, active or failed (retry-waiting) ones, so state does not grow without bound."""
     namespace, name = request["namespace"], request["queue"]
     await _persisted(s, request["project_root"], name)
+    remote = _remote(s, request["project_root"], namespace, name)
+    if remote is not None:
+        gone, kept = await remote.prune(
+            everything=bool(request.get("all")),
+            dry_run=bool(request.get("dry_run")),
+            older_than_ms=PRUNE_AGE_MS,
+        )
+        views = [remote_item_view(r.item, r.history) for r in gone]
+        return {"type": "QueuePruned", "queue": name, "pruned": views, "skipped": kept}
     cutoff = s.ctx.clock.now_ms() - PRUNE_AGE_MS
     pruned: list[QueueItemView] = []
     skipped = 0
@@ -174,6 +219,11 @@ async def list_queues(s: Services, query: ListQueuesQuery) -> QueuesResponse:
             workers = sorted(w.name for w in runbook.workers.values() if w.queue == queue.name)
             key = scoped_key(namespace, queue.name)
             active = None
+            if queue.type == "persisted" and (
+                remote := _remote(s, query["project_root"], namespace, queue.name)
+            ):
+                out.append(await _remote_summary(remote, workers))
+                continue
             if queue.type == "external":
                 active = sum(
                     len(w.items)
@@ -199,12 +249,39 @@ async def list_queues(s: Services, query: ListQueuesQuery) -> QueuesResponse:
     return {"type": "Queues", "queues": out}
 
 
+async def _remote_summary(remote: PostgresQueue, workers: list[str]) -> QueueSummary:
+    """A shared queue's counts, or (its database away) a summary that says so."""
+    counts: dict[str, int] = {}
+    error: str | None = None
+    try:
+        counts = await remote.counts()
+    except QueueError as exc:
+        error = str(exc)
+    return queue_summary(
+        remote.queue_name, remote.namespace, "persisted", (), workers, error=error, counts=counts
+    )
+
+
 async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsResponse:
+    """The items of a queue; with ``after_seq``/``timeout_ms`` a long poll (`oj queue wait`)."""
     namespace, name = query["namespace"], query["queue"]
+    await s.ctx.store.wait_past(query.get("after_seq", 0), query.get("timeout_ms", 0) / 1000.0)
     status = query.get("status")
     if status is not None and status not in set(QueueItemStatus):
         choices = ", ".join(QueueItemStatus)
         raise UsageError(f"unknown item status '{status}'; use one of: {choices}")
+    remote = _remote(s, query["project_root"], namespace, name)
+    if remote is not None:
+        await s.ctx.runbooks.find_queue(Path(query["project_root"]), name)  # unknown → error
+        found = await remote.items(status)
+        return {
+            "type": "QueueItems",
+            "queue": name,
+            "items": [remote_item_view(r.item, r.history) for r in found],
+            # Other daemons change a shared queue without a local commit: a long poll of
+            # `oj queue wait` then ends at its timeout and looks again.
+            "seq": s.ctx.store.last_seq,
+        }
     items = s.ctx.state.queue(name, namespace)
     if not items:
         await s.ctx.runbooks.find_queue(Path(query["project_root"]), name)  # unknown → error
@@ -213,7 +290,7 @@ async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsRespo
         for i in sorted(items.values(), key=lambda i: i.pushed_at_ms, reverse=True)
         if status is None or i.status == status
     ]
-    return {"type": "QueueItems", "queue": name, "items": views}
+    return {"type": "QueueItems", "queue": name, "items": views, "seq": s.ctx.store.last_seq}
 
 
 ROUTES = [

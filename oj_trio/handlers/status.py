@@ -14,7 +14,14 @@ async def status_overview(s: Services, _query: StatusOverviewQuery) -> StatusOve
     return {
         "type": "StatusOverview",
         "uptime_secs": s.daemon.uptime_secs(),
-        "namespaces": views.status_overview(s.ctx.state, s.ctx.clock.now_ms()),
+        "namespaces": views.status_overview(
+            views.StatusInputs(
+                state=s.ctx.state,
+                now_ms=s.ctx.clock.now_ms(),
+                queue_errors=dict(s.workers.queue_errors),
+            )
+        ),
+        "queue_errors": [error for _url, error in s.workers.remote.errors()],
     }
 
 

@@ -38,6 +38,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .agents import AgentHookRequest as AgentHookRequest
+from .agents import AgentLogsResponse as AgentLogsResponse
+from .agents import AgentPruneRequest as AgentPruneRequest
+from .agents import AgentSendRequest as AgentSendRequest
+from .agents import AgentSentResponse as AgentSentResponse
+from .agents import AgentSignalRequest as AgentSignalRequest
+from .agents import AgentSignalResponse as AgentSignalResponse
+from .agents import AgentsPrunedResponse as AgentsPrunedResponse
+from .agents import AgentsResponse as AgentsResponse
+from .agents import AgentSummary as AgentSummary
+from .agents import GetAgentLogsQuery as GetAgentLogsQuery
+from .agents import GetAgentSignalQuery as GetAgentSignalQuery
+from .agents import ListAgentsQuery as ListAgentsQuery
+from .agents import ListSessionsQuery as ListSessionsQuery
+from .agents import PeekSessionQuery as PeekSessionQuery
+from .agents import PrunedAgent as PrunedAgent
+from .agents import SessionPeekResponse as SessionPeekResponse
+from .agents import SessionSendRequest as SessionSendRequest
+from .agents import SessionsResponse as SessionsResponse
+from .agents import SessionSummary as SessionSummary
 from .commands import CommandHelpResponse as CommandHelpResponse
 from .commands import CommandListResponse as CommandListResponse
 from .commands import CommandStartedResponse as CommandStartedResponse
@@ -86,6 +106,8 @@ from .queues import QueueRetriedResponse as QueueRetriedResponse
 from .queues import QueueRetryRequest as QueueRetryRequest
 from .queues import QueuesResponse as QueuesResponse
 from .queues import QueueSummary as QueueSummary
+from .status import AttentionItem as AttentionItem
+from .status import CronStatus as CronStatus
 from .status import NamespaceStatus as NamespaceStatus
 from .status import StatusOverviewQuery as StatusOverviewQuery
 from .status import StatusOverviewResponse as StatusOverviewResponse
@@ -141,6 +163,11 @@ REQUESTS = (
     WorkerStopRequest,
     WorkerRestartRequest,
     WorkerResizeRequest,
+    AgentSignalRequest,
+    AgentHookRequest,
+    AgentSendRequest,
+    AgentPruneRequest,
+    SessionSendRequest,
 )
 
 #: Every query a ``Query`` request may carry.
@@ -155,6 +182,11 @@ QUERIES = (
     ListQueuesQuery,
     ListQueueItemsQuery,
     ListWorkersQuery,
+    GetAgentSignalQuery,
+    ListAgentsQuery,
+    GetAgentLogsQuery,
+    ListSessionsQuery,
+    PeekSessionQuery,
 )
 
 Request: TypeAlias = (
@@ -180,6 +212,11 @@ Request: TypeAlias = (
     | WorkerStopRequest
     | WorkerRestartRequest
     | WorkerResizeRequest
+    | AgentSignalRequest
+    | AgentHookRequest
+    | AgentSendRequest
+    | AgentPruneRequest
+    | SessionSendRequest
 )
 Query: TypeAlias = (
     ListPipelinesQuery
@@ -192,6 +229,11 @@ Query: TypeAlias = (
     | ListQueuesQuery
     | ListQueueItemsQuery
     | ListWorkersQuery
+    | GetAgentSignalQuery
+    | ListAgentsQuery
+    | GetAgentLogsQuery
+    | ListSessionsQuery
+    | PeekSessionQuery
 )
 #: Everything the daemon answers with; a handler is typed ``-> Response`` (or a member).
 Response: TypeAlias = (
@@ -225,4 +267,11 @@ Response: TypeAlias = (
     | WorkersStoppedResponse
     | WorkerResizedResponse
     | WorkersResponse
+    | AgentSignalResponse
+    | AgentSentResponse
+    | AgentsResponse
+    | AgentLogsResponse
+    | AgentsPrunedResponse
+    | SessionsResponse
+    | SessionPeekResponse
 )

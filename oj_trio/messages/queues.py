@@ -116,6 +116,8 @@ class ListQueueItemsQuery(TypedDict):
     namespace: str
     queue: str
     status: NotRequired[str]
+    after_seq: NotRequired[int]  #: long poll: answer once state moved past this seq ...
+    timeout_ms: NotRequired[int]  #: ... or after this long
 
 
 class QueueItemView(TypedDict):
@@ -130,9 +132,13 @@ class QueueItemView(TypedDict):
     pushed_at_epoch_ms: int
     failure_count: int
     error: str | None
+    #: A queue shared by several daemons: what happened to the item (claimed by which daemon,
+    #: interrupted by an expired lease, completed, …), oldest first.
+    history: NotRequired[list[str]]
 
 
 class QueueItemsResponse(TypedDict):
     type: Literal["QueueItems"]
     queue: str
     items: list[QueueItemView]
+    seq: int  #: the state's seq the answer reflects (for the next long poll)

@@ -27,20 +27,44 @@ class StatusPipeline(TypedDict):
     waiting_reason: NotRequired[str | None]
 
 
+class CronStatus(TypedDict):
+    """One cron in `oj status` (filled by the cron noun's section in ``views.status``)."""
+
+    name: str
+    status: str  #: running | stopped
+    next_fire_at_ms: int | None  #: epoch ms of the next fire, None when stopped
+
+
+class AttentionItem(TypedDict):
+    """Something a person should look at: an escalated pipeline or agent, a pipeline that
+    failed in the last day, dead queue items, a queue backend that cannot be read."""
+
+    kind: str  #: pipeline | queue | agent | ...
+    name: str
+    id: str | None
+    reason: str
+    since_ms: int | None  #: epoch ms it started, when known
+    hint: str | None  #: the command that deals with it
+
+
 class NamespaceStatus(TypedDict):
-    """One namespace with something live (``views.status_overview``): its workers, and its
-    persisted queues that have pending, active, failed or dead items. Agents do not exist yet;
-    their list is always empty."""
+    """One namespace with something to show (``views.status_overview``): live pipelines, its
+    workers, persisted queues that have pending, active, retry-waiting or dead items, crons,
+    agents, and what needs attention."""
 
     namespace: str
     active_pipelines: list[StatusPipeline]
     escalated_pipelines: list[StatusPipeline]
     workers: list[WorkerSummary]
     queues: list[QueueSummary]
+    crons: list[CronStatus]
     active_agents: list[dict[str, Any]]
+    attention: list[AttentionItem]
 
 
 class StatusOverviewResponse(TypedDict):
     type: Literal["StatusOverview"]
     uptime_secs: int
     namespaces: list[NamespaceStatus]
+    #: One line per shared queue database that does not answer now.
+    queue_errors: NotRequired[list[str]]

@@ -6,8 +6,7 @@
 * :mod:`.persisted` — items in the daemon's WAL (``queue:*`` events);
 * :mod:`.external` — items in someone else's system, reached through the runbook's ``list`` and
   ``take`` shell commands;
-* :mod:`.items` — pure helpers for pushing: validation against ``vars``, ``defaults``, values.
-
-A backend for items in PostgreSQL, shared by several daemons, implements the same interface; the
-worker loop (:mod:`oj_trio.runtime.workers`) does not change.
+* :mod:`.items` — pure helpers for pushing: validation against ``vars``, ``defaults``, values;
+* :mod:`.postgres` — items in PostgreSQL, shared by several daemons (:mod:`.pg_client`: its
+  connections, wake-ups and leases; :mod:`.pg_schema`: its versioned schema).
 """

@@ -80,7 +80,11 @@ class QueueBackend(Protocol):
         ...
 
     async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
-        """The item's pipeline ended ``done``."""
+        """The item's pipeline ended ``done``.
+
+        Raises:
+            QueueError: the queue cannot be reached (the worker settles the item later).
+        """
         ...
 
     async def fail(
@@ -110,6 +114,12 @@ class QueueBackend(Protocol):
     async def release(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         """The claim's pipeline was never created (a crash in between): the item is free again,
         and this does not count as a failure."""
+        ...
+
+    async def attach(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
+        """After a restart, the claim's pipeline runs on in this daemon: hold on to the claim
+        (a shared queue renews its lease again, and stops the pipeline if another daemon has
+        claimed the item meanwhile)."""
         ...
 
     def failures(self, item_id: str) -> int:

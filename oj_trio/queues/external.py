@@ -149,6 +149,9 @@ class ExternalQueue:
     async def release(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         await self._settle(worker, pipeline_id)
 
+    async def attach(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
+        pass  # the claim is in this daemon's WAL: nothing to hold elsewhere
+
     def failures(self, item_id: str) -> int:
         return 0
 

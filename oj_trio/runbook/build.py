@@ -349,9 +349,24 @@ class Builder:
         elif prime_raw is not None:
             self.diag.error(where.field("prime"), "expected a string or a list of strings")
         on_dead = body.get("on_dead", body.get("on_exit"))
+        adapter = body.get("adapter")
+        if adapter is not None and adapter not in ("claude", "generic"):
+            self.diag.error(
+                where.field("adapter"),
+                f'unknown adapter \'{adapter}\'; expected "claude" or "generic"',
+            )
+            adapter = None
+        if adapter == "generic":
+            for key in ("prime", "on_prompt"):
+                if body.get(key) is not None:
+                    self.diag.error(
+                        where.field(key),
+                        f'{key} is a Claude Code feature; not available with adapter = "generic"',
+                    )
         return Agent(
             name=name,
             run=run,
+            adapter=adapter,
             prompt=self.string(body, "prompt", where),
             prompt_file=self.string(body, "prompt_file", where),
             env=self.string_map(body, "env", where),

@@ -124,10 +124,16 @@ def _default_on_error() -> tuple[ErrorMatcher, ...]:
     return (ErrorMatcher(None, ActionConfig("escalate")),)
 
 
+#: How oj watches an agent: Claude Code's session log and hooks, or only its tmux pane.
+AdapterName = Literal["claude", "generic"]
+
+
 @attrs.frozen
 class Agent:
     name: str
     run: str
+    #: ``None``: Claude Code (the reference rule: the command must be claude/claudeless).
+    adapter: AdapterName | None = None
     prompt: str | None = None
     prompt_file: str | None = None
     env: dict[str, str] = attrs.field(factory=dict)
@@ -138,6 +144,10 @@ class Agent:
     on_prompt: ActionConfig = ActionConfig("escalate")
     on_error: tuple[ErrorMatcher, ...] = attrs.field(factory=_default_on_error)
     notify: Notify = attrs.field(factory=Notify)
+
+    @property
+    def is_generic(self) -> bool:
+        return self.adapter == "generic"
 
     def action_for_error(self, error_type: str) -> ActionConfig:
         """First rule matching ``error_type`` (or without ``match``); escalate when none does."""

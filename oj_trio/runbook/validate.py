@@ -100,8 +100,9 @@ def _check_shell_fields(runbook: Runbook, diag: Diagnostics, check_shell: bool) 
         where = Where("agent", agent.name)
         fields.append((where.field("run"), agent.run))
         has_prompt = agent.prompt is not None or agent.prompt_file is not None
-        for problem in agent_run_problems(agent.run, has_prompt):
-            diag.error(where.field("run"), problem)
+        if not agent.is_generic:
+            for problem in agent_run_problems(agent.run, has_prompt):
+                diag.error(where.field("run"), problem)
         for index, prime in enumerate(agent.prime):
             fields.append((where.field("prime", index), prime))
         for trigger, action in _agent_actions(agent):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -23,6 +23,16 @@ from ..settings import env_seconds
 from ..state import MaterializedState, Pipeline
 from ..store import Store
 from .runbook_cache import RunbookCache
+
+if TYPE_CHECKING:
+    from ..pipelines.transitions import Failed, Succeeded
+    from ..runbook.model import Step
+
+
+class AgentSteps(Protocol):
+    """The agent service as the step runner sees it (:mod:`oj_trio.runtime.agents`)."""
+
+    async def run_step(self, p: Pipeline, step: Step) -> Succeeded | Failed: ...
 
 
 @attrs.define
@@ -43,6 +53,8 @@ class RuntimeContext:
     #: Called (pure, no I/O) with a pipeline and the step a decision ends it on; the events they
     #: return go into the same commit (the worker service: the pipeline's queue item outcome).
     ending_hooks: list[Callable[[Pipeline, str], list[ev.EventBase]]] = attrs.Factory(list)
+    #: Runs agent steps (set by the supervisor; None in contexts that run no agents).
+    agents: AgentSteps | None = None
 
     @classmethod
     def build(

@@ -43,6 +43,7 @@ from ..pipelines.transitions import (
 )
 from ..runbook import templates
 from ..runbook.model import Pipeline as PipelineDef
+from ..runbook.model import RunAgent
 from ..state import Pipeline, StepStatus
 from .context import RuntimeContext
 from .step_runners import RUNNERS, StepRunner
@@ -142,6 +143,9 @@ class PipelineDriver:
                     return
                 if move is Move.RUN:
                     rerun = await self._run_step(p, task)
+                elif move is Move.RECOVER and self._is_agent_step(p):
+                    # An agent outlives the daemon: re-attach to its session (or fire on_dead).
+                    rerun = await self._run_step(p, task)
                 elif move is Move.RECOVER:
                     await self._recover_interrupted(p)
                 elif move is Move.ADVANCE:
@@ -170,12 +174,18 @@ class PipelineDriver:
             task.prestarted = decision.prestarted
         return decision.rerun
 
+    def _is_agent_step(self, p: Pipeline) -> bool:
+        step = self.ctx.runbooks.pipeline_def(p).step(p.step)
+        return step is not None and isinstance(step.run, RunAgent)
+
     async def _run_step(self, p: Pipeline, task: PipelineTask) -> bool:
         ctx = self.ctx
         step = ctx.runbooks.pipeline_def(p).step(p.step)
         if step is None:
             return await self._apply(p, task, Failed(f"step not found: {p.step}"))
-        if task.prestarted != p.step or p.step_status != StepStatus.RUNNING:
+        agent = isinstance(step.run, RunAgent)
+        # An agent step records its own step:started, with the agent id, once it knows it.
+        if not agent and (task.prestarted != p.step or p.step_status != StepStatus.RUNNING):
             await ctx.commit(StepStarted(pipeline_id=p.id, step=p.step, at_ms=ctx.clock.now_ms()))
         task.prestarted = None
         ctx.log.write(p.id, p.step, "step started")
@@ -188,6 +198,10 @@ class PipelineDriver:
             outcome = await runner.run(ctx, p, step)
         task.scope = None
         if scope.cancelled_caught or outcome is None:
+            if task.interrupted and agent:
+                # The daemon stops; the agent runs on in tmux and the step stays Running, so
+                # the next daemon re-attaches (SPEC §3).
+                return False
             if task.interrupted:
                 outcome = Interrupted()
             else:

@@ -4,8 +4,8 @@ A runner executes one step of one pipeline and returns an *outcome*
 (:class:`~oj_trio.pipelines.transitions.Succeeded` / :class:`~.Failed`); it never chooses a
 transition, and it does not own cancellation: the driver runs it inside the pipeline's cancel
 scope, and a runner's adapter kills what it started before letting ``Cancelled`` through.
-Agent steps (tmux) will be a runner here too; until then they, and nested pipeline steps, fail
-with a readable error through the normal ``on_fail`` routing (SPEC §4.10).
+Agent steps (tmux) run in the agent service (:mod:`oj_trio.runtime.agents`); nested pipeline
+steps fail with a readable error through the normal ``on_fail`` routing (SPEC §4.10).
 
 Tests replace the table (:data:`RUNNERS`) with scripted runners to drive the whole runtime on a
 ``MockClock`` without spawning anything.
@@ -103,10 +103,22 @@ class UnsupportedRunner:
     kind: str
 
     async def run(self, ctx: RuntimeContext, p: Pipeline, step: Step) -> Succeeded | Failed:
+        return self.fail(step)
+
+    def fail(self, step: Step) -> Failed:
         target = step.run.agent if isinstance(step.run, RunAgent) else _nested_name(step.run)
         return Failed(
             f"{self.kind} steps are not supported by this daemon yet: {self.kind} '{target}'"
         )
+
+
+class AgentRunner:
+    """``run = { agent = "…" }``: the agent service spawns, watches and answers the agent."""
+
+    async def run(self, ctx: RuntimeContext, p: Pipeline, step: Step) -> Succeeded | Failed:
+        if ctx.agents is None:
+            return UnsupportedRunner("agent").fail(step)
+        return await ctx.agents.run_step(p, step)
 
 
 def _nested_name(run: Run) -> str:
@@ -116,6 +128,6 @@ def _nested_name(run: Run) -> str:
 #: The runner for each ``run`` type.
 RUNNERS: Mapping[type, StepRunner] = {
     RunShell: ShellRunner(),
-    RunAgent: UnsupportedRunner("agent"),
+    RunAgent: AgentRunner(),
     RunPipeline: UnsupportedRunner("nested pipeline"),
 }

@@ -109,8 +109,9 @@ class TimerService:
         self.resync_interval = resync_interval
         self._handlers: dict[str, TimerHandler] = {}
 
-    def register(self, kind: str, handler: TimerHandler) -> None:
-        """Route fired timers of ``kind`` (an id prefix such as :data:`oj_trio.timers.LIVENESS`).
+    def register(self, kind: str, handler: TimerHandler, *, replace: bool = False) -> None:
+        """Route fired timers of ``kind`` (an id prefix such as :data:`oj_trio.timers.LIVENESS`);
+        ``replace``: take over from the handler a service registered (tests).
 
         Raises:
             ValueError: ``kind`` is not a timer kind, or already has a handler.
@@ -119,7 +120,7 @@ class TimerService:
             raise ValueError(
                 f"unknown timer kind {kind!r} (known: {', '.join(sorted(timers.KINDS))})"
             )
-        if kind in self._handlers:
+        if kind in self._handlers and not replace:
             raise ValueError(f"timer kind {kind!r} already has a handler")
         self._handlers[kind] = handler
 

@@ -45,6 +45,7 @@ from ..state import Pipeline
 from ..timers import QueueRetryTimer
 from .context import RuntimeContext, Supervision
 from .pipeline_start import start_pipelines
+from .remote_queues import RemoteQueues
 from .timer_service import FiredTimer
 
 log = logging.getLogger("oj.workers")
@@ -115,6 +116,11 @@ class WorkerService:
         #: Pipelines whose item's outcome went into the commit that ended them: worker key, and
         #: the persisted queue when the item completed (for :meth:`_bound_completed`).
         self._settled_with_end: dict[str, tuple[str, str | None]] = {}
+        #: Pipelines whose item's outcome could not reach its queue (its database was away):
+        #: settled again at the worker's next look at its queue.
+        self._unsettled: set[str] = set()
+        #: Queue databases shared with other daemons (persisted queues of projects with a url).
+        self.remote = RemoteQueues(ctx, on_wake=self._remote_wake, on_lost=self._claim_lost)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -122,6 +128,7 @@ class WorkerService:
         """Reconcile after a restart, then run a loop per running worker until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.remote.bind(nursery)
             await self.reconcile()
             for key, record in list(self.ctx.state.workers.items()):
                 if record.status == WorkerStatus.RUNNING:
@@ -170,7 +177,12 @@ class WorkerService:
         except OjError as exc:
             log.error("worker %s: %s", record.name, exc)
             return None
-        backend = self.backend(record, definition.queue)
+        try:
+            backend = self.backend(record, definition.queue)
+        except OjError as exc:
+            log.error("worker %s: %s", record.name, exc)
+            return None
+        await self._settle_left_over(record)
         try:
             await self._dispatch(record, definition, backend)
         except QueueError as exc:
@@ -189,7 +201,15 @@ class WorkerService:
         return worker_definition(runbook, record.name)
 
     def backend(self, record: Worker, queue: Queue) -> QueueBackend:
+        """The worker's queue: in the WAL, in a shared database, or external.
+
+        Raises:
+            OjError: the project's queue url is unusable.
+        """
         if queue.type == "persisted":
+            remote = self.remote.queue(record.project_root, record.namespace, queue.name)
+            if remote is not None:
+                return remote
             return PersistedQueue(self.ctx.store, self.ctx.clock, record.namespace, queue.name)
         key = scoped_key(record.namespace, queue.name)
 
@@ -286,9 +306,9 @@ class WorkerService:
                 return []
             try:
                 definition = self.definition(record)
+                backend = self.backend(record, definition.queue)
             except OjError:
                 return []  # logged when pipeline_ended tries again
-            backend = self.backend(record, definition.queue)
             error, retry_at = self._outcome(backend, definition, item_id, final)
             ref = WorkerRef(record.name, record.namespace)
             events = backend.outcome_events(ref, p.id, item_id, error, retry_at)
@@ -341,19 +361,32 @@ class WorkerService:
         self._settling.add(p.id)
         try:
             await self._settle_once(record, p, item_id)
+            self._unsettled.discard(p.id)
+        except QueueError as exc:
+            # The queue's database is away: the item stays claimed (its lease is renewed) and
+            # is settled when the worker next looks at its queue.
+            log.warning("worker %s: item %s not settled yet: %s", record.name, item_id, exc)
+            self._unsettled.add(p.id)
         finally:
             self._settling.discard(p.id)
+
+    async def _settle_left_over(self, record: Worker) -> None:
+        """Settle this worker's items whose outcome could not reach the queue before."""
+        for pipeline_id, item_id in list(record.items.items()):
+            p = self.ctx.state.pipelines.get(pipeline_id)
+            if pipeline_id in self._unsettled and p is not None and p.terminal:
+                await self._settle(record, p, item_id)
 
     async def _settle_once(self, record: Worker, p: Pipeline, item_id: str) -> None:
         try:
             definition = self.definition(record)
+            backend = self.backend(record, definition.queue)
         except OjError as exc:
             log.error("worker %s: cannot settle item %s: %s", record.name, item_id, exc)
             return
         if p.step == "done":
-            backend = self.backend(record, definition.queue)
             await backend.complete(WorkerRef(record.name, record.namespace), p.id, item_id)
-            if definition.queue.type == "persisted":
+            if isinstance(backend, PersistedQueue):
                 await self._bound_completed(record.namespace, definition.queue.name)
         else:
             error = f"pipeline reached '{p.step}'"
@@ -425,12 +458,42 @@ class WorkerService:
                     await backend.release(ref, pipeline_id, item_id)
                 elif p.terminal:
                     await self._settle(record, p, item_id)
+                else:
+                    await self._attach(record, pipeline_id, item_id)
         armed = set(state.timers)
         for items in list(state.queue_items.values()):
             for item in list(items.values()):
                 timer = QueueRetryTimer(item.namespace, item.queue_name, item.id).id
                 if item.status == QueueItemStatus.FAILED and timer not in armed:
                     await self._retry_failed(item.namespace, item.queue_name, item.id)
+
+    async def _attach(self, record: Worker, pipeline_id: str, item_id: str) -> None:
+        """A pipeline that runs on after the restart holds on to its item's claim."""
+        try:
+            definition = self.definition(record)
+            backend = self.backend(record, definition.queue)
+            await backend.attach(WorkerRef(record.name, record.namespace), pipeline_id, item_id)
+            log.info("worker %s: item %s runs on in pipeline %s", record.name, item_id, pipeline_id)
+        except OjError as exc:
+            log.error("worker %s: item %s: %s", record.name, item_id, exc)
+
+    # -- queues shared with other daemons ------------------------------------------------------
+
+    def _remote_wake(self, queue: tuple[str, str] | None) -> None:
+        """A database says a queue has news (None: any queue may have)."""
+        if queue is not None:
+            self.wake_queue(*queue)
+            return
+        for key, record in self.ctx.state.workers.items():
+            if record.status == WorkerStatus.RUNNING:
+                self.wake(key)
+
+    def _claim_lost(self, pipeline_id: str) -> None:
+        """Another daemon claimed the item of ``pipeline_id`` (its lease lapsed here): the item
+        runs there now, so this pipeline stops; its outcome then finds the claim gone."""
+        p = self.ctx.state.pipelines.get(pipeline_id)
+        if p is not None and not p.terminal:
+            self.supervisor.start_soon_background(self.supervisor.cancel, pipeline_id)
 
     # -- starting and stopping -----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..messages import QueueItemView, QueueSummary
 from ..records import QueueItem, QueueItemStatus
@@ -22,6 +22,11 @@ def item_view(item: QueueItem) -> QueueItemView:
     }
 
 
+def remote_item_view(item: QueueItem, history: list[str]) -> QueueItemView:
+    """An item of a queue shared by several daemons, with its history (claimed by whom, …)."""
+    return {**item_view(item), "history": history}
+
+
 def queue_summary(
     name: str,
     namespace: str,
@@ -30,21 +35,25 @@ def queue_summary(
     workers: list[str],
     error: str | None = None,
     active: int | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> QueueSummary:
     """Counts by status; ``active`` overrides the count for external queues (their items are
-    not in state: what is active is what this daemon's workers run)."""
-    counts = dict.fromkeys(QueueItemStatus, 0)
+    not in state: what is active is what this daemon's workers run); ``counts``: counted
+    elsewhere (a queue in a shared database)."""
+    by_status = dict.fromkeys(QueueItemStatus, 0)
     for item in items:
-        counts[item.status] += 1
+        by_status[item.status] += 1
+    for status, number in (counts or {}).items():
+        by_status[QueueItemStatus(status)] += number
     return {
         "name": name,
         "namespace": namespace,
         "type": queue_type,
-        "pending": counts[QueueItemStatus.PENDING],
-        "active": counts[QueueItemStatus.ACTIVE] if active is None else active,
-        "failed": counts[QueueItemStatus.FAILED],
-        "dead": counts[QueueItemStatus.DEAD],
-        "completed": counts[QueueItemStatus.COMPLETED],
+        "pending": by_status[QueueItemStatus.PENDING],
+        "active": by_status[QueueItemStatus.ACTIVE] if active is None else active,
+        "failed": by_status[QueueItemStatus.FAILED],
+        "dead": by_status[QueueItemStatus.DEAD],
+        "completed": by_status[QueueItemStatus.COMPLETED],
         "workers": workers,
         "error": error,
     }

@@ -1,13 +1,28 @@
-"""The daemon-wide views: counters for ``oj daemon status``, the ``oj status`` overview."""
+"""The daemon-wide views: counters for ``oj daemon status``, the ``oj status`` overview.
+
+The overview is assembled by a row of *section fillers* (`SECTIONS`): each reads what it needs
+from `StatusInputs` and adds its part to the namespace sections it touches. A noun that wants a
+place in `oj status` (crons with their next fire, escalated agents in **needs attention**) adds one
+filler here and one line to `SECTIONS`; if it needs something beyond durable state, one field on
+`StatusInputs`, filled in `handlers/status.py`. The CLI renders the parts in the same spirit
+(`oj_trio.commands.status.RENDERERS`). Pure: no I/O, no clock of its own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TypedDict
 
-from ..messages import NamespaceStatus, StatusPipeline
+import attrs
+
+from ..messages import AttentionItem, NamespaceStatus, StatusPipeline
+from ..records import Pipeline, scoped_key
 from ..state import MaterializedState, StepStatus
 from .queues import queue_summary
 from .workers import worker_summary
+
+#: Failed pipelines stay in "needs attention" this long after they failed.
+FAILED_RECENTLY_MS = 24 * 3600 * 1000
 
 
 class Counts(TypedDict):
@@ -22,49 +37,172 @@ def counts(state: MaterializedState) -> Counts:
     return {"pipelines_active": active, "sessions_active": len(state.sessions), "orphan_count": 0}
 
 
-def status_overview(state: MaterializedState, now_ms: int) -> list[NamespaceStatus]:
-    """`NamespaceStatus` per namespace with something live, sorted by namespace."""
-    by_ns: dict[str, NamespaceStatus] = {}
+@attrs.frozen
+class StatusInputs:
+    """What the overview is made of: durable state, the time, and the runtime's live facts."""
 
-    def section(namespace: str) -> NamespaceStatus:
-        return by_ns.setdefault(
-            namespace,
-            {
-                "namespace": namespace,
-                "active_pipelines": [],
-                "escalated_pipelines": [],
-                "workers": [],
-                "queues": [],
-                "active_agents": [],
-            },
-        )
+    state: MaterializedState
+    now_ms: int
+    #: `ns/queue` → why its backend cannot be read right now (`WorkerService.queue_errors`).
+    queue_errors: Mapping[str, str] = attrs.field(factory=dict)
 
-    for p in state.pipelines.values():
+
+class Overview:
+    """The overview being built: one `NamespaceStatus` per namespace, opened on first use."""
+
+    def __init__(self) -> None:
+        self._by_ns: dict[str, NamespaceStatus] = {}
+
+    def section(self, namespace: str) -> NamespaceStatus:
+        found = self._by_ns.get(namespace)
+        if found is None:
+            found = self._by_ns[namespace] = _empty(namespace)
+        return found
+
+    def sections(self) -> list[NamespaceStatus]:
+        """Every section opened so far, sorted by namespace."""
+        return [self._by_ns[k] for k in sorted(self._by_ns)]
+
+
+#: Adds one part of the overview.
+SectionFiller = Callable[[StatusInputs, Overview], None]
+
+
+def _empty(namespace: str) -> NamespaceStatus:
+    return {
+        "namespace": namespace,
+        "active_pipelines": [],
+        "escalated_pipelines": [],
+        "workers": [],
+        "queues": [],
+        "crons": [],
+        "active_agents": [],
+        "attention": [],
+    }
+
+
+def _status_pipeline(p: Pipeline, now_ms: int) -> StatusPipeline:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "kind": p.kind,
+        "step": p.step,
+        "step_status": str(p.step_status),
+        "elapsed_ms": max(0, now_ms - p.created_at_ms),
+    }
+
+
+def pipelines(inputs: StatusInputs, overview: Overview) -> None:
+    """Live pipelines; one waiting for a human (escalated) also needs attention."""
+    for p in inputs.state.pipelines.values():
         if p.terminal:
             continue
-        ns = section(p.namespace)
-        entry: StatusPipeline = {
-            "id": p.id,
-            "name": p.name,
-            "kind": p.kind,
-            "step": p.step,
-            "step_status": str(p.step_status),
-            "elapsed_ms": max(0, now_ms - p.created_at_ms),
-        }
+        ns = overview.section(p.namespace)
+        entry = _status_pipeline(p, inputs.now_ms)
         if p.step_status == StepStatus.WAITING:
             entry["waiting_reason"] = p.error
             ns["escalated_pipelines"].append(entry)
+            ns["attention"].append(
+                _attention(
+                    "pipeline",
+                    p.name,
+                    p.error or f"waiting at step {p.step}",
+                    id_=p.id,
+                    since_ms=p.updated_at_ms or None,
+                    hint=f"oj pipeline resume {p.id[:8]}",
+                )
+            )
         else:
             ns["active_pipelines"].append(entry)
-    for w in sorted(state.workers.values(), key=lambda w: w.name):
-        section(w.namespace)["workers"].append(worker_summary(w))
-    for items in state.queue_items.values():
+    for ns_status in overview.sections():
+        ns_status["active_pipelines"].sort(key=lambda e: -e["elapsed_ms"])
+
+
+def failed_recently(inputs: StatusInputs, overview: Overview) -> None:
+    """Pipelines that failed within `FAILED_RECENTLY_MS`, newest first."""
+    since = inputs.now_ms - FAILED_RECENTLY_MS
+    failed = [
+        p
+        for p in inputs.state.pipelines.values()
+        if p.terminal and p.step == "failed" and p.updated_at_ms >= since
+    ]
+    for p in sorted(failed, key=lambda p: -p.updated_at_ms):
+        overview.section(p.namespace)["attention"].append(
+            _attention(
+                "pipeline",
+                p.name,
+                f"failed: {p.error or 'unknown error'}",
+                id_=p.id,
+                since_ms=p.updated_at_ms,
+                hint=f"oj pipeline show {p.id[:8]}",
+            )
+        )
+
+
+def workers(inputs: StatusInputs, overview: Overview) -> None:
+    """Every worker (running or stopped), by name; a queue backend it cannot read needs
+    attention."""
+    for w in sorted(inputs.state.workers.values(), key=lambda w: w.name):
+        ns = overview.section(w.namespace)
+        ns["workers"].append(worker_summary(w))
+        error = inputs.queue_errors.get(scoped_key(w.namespace, w.queue_name))
+        if error:
+            ns["attention"].append(
+                _attention("queue", w.queue_name, f"backend unreachable: {error}", hint=None)
+            )
+
+
+def queues(inputs: StatusInputs, overview: Overview) -> None:
+    """Persisted queues holding pending, active, retry-waiting or dead items; dead items need
+    attention."""
+    for items in inputs.state.queue_items.values():
         first = next(iter(items.values()), None)
         if first is None:
             continue
         summary = queue_summary(first.queue_name, first.namespace, "persisted", items.values(), [])
-        if summary["pending"] or summary["active"] or summary["dead"] or summary["failed"]:
-            section(first.namespace)["queues"].append(summary)
-    for ns in by_ns.values():
-        ns["queues"].sort(key=lambda q: q["name"])
-    return [by_ns[k] for k in sorted(by_ns)]
+        if not (summary["pending"] or summary["active"] or summary["dead"] or summary["failed"]):
+            continue
+        ns = overview.section(first.namespace)
+        ns["queues"].append(summary)
+        if summary["dead"]:
+            ns["attention"].append(
+                _attention(
+                    "queue",
+                    summary["name"],
+                    f"{summary['dead']} dead item{'s' if summary['dead'] != 1 else ''}",
+                    hint=f"oj queue retry {summary['name']} --all-dead",
+                )
+            )
+    for ns_status in overview.sections():
+        ns_status["queues"].sort(key=lambda q: q["name"])
+
+
+#: The overview's parts, in order (each namespace's `attention` list keeps this order too).
+SECTIONS: tuple[SectionFiller, ...] = (pipelines, failed_recently, workers, queues)
+
+
+def status_overview(inputs: StatusInputs) -> list[NamespaceStatus]:
+    """`NamespaceStatus` per namespace with something to show, sorted by namespace."""
+    overview = Overview()
+    for fill in SECTIONS:
+        fill(inputs, overview)
+    return overview.sections()
+
+
+def _attention(
+    kind: str,
+    name: str,
+    reason: str,
+    *,
+    id_: str | None = None,
+    since_ms: int | None = None,
+    hint: str | None,
+) -> AttentionItem:
+    return {
+        "kind": kind,
+        "name": name,
+        "id": id_,
+        "reason": reason,
+        "since_ms": since_ms,
+        "hint": hint,
+    }

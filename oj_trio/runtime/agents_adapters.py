@@ -1,0 +1,333 @@
+"""How oj starts and reads each kind of agent: Claude Code, or any other CLI (``generic``).
+
+An adapter builds the command line that goes into the tmux pane and an *observer* that the
+watcher asks, every poll, whether the agent went idle or hit an error, and at its death how it
+ended. The watcher (:mod:`oj_trio.runtime.agents`) owns liveness (the pane's process) and the
+actions; the adapters only read.
+
+* **Claude Code** (reference §4.1–§4.2): ``--session-id <agent id> --settings <file>`` with the
+  hooks that call ``oj`` back (Stop, Notification, PreToolUse, SessionStart for ``prime``), the
+  prompt appended as one shell word unless ``run`` places ``${prompt}`` itself. State comes from
+  the last record of the session JSONL under ``CLAUDE_CONFIG_DIR`` (``~/.claude``); the records
+  are also turned into the agent log lines of reference §2.8.
+* **generic**: the command as written (the prompt only through ``${prompt}``); idle once the
+  pane's output (``pipe-pane`` into a file) has not grown for the idle timeout after its first
+  output. No error detection: an API error of an arbitrary CLI has no known shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from ..pipelines.agent_actions import error_type
+from ..runbook import templates
+
+#: Start-up dialogs Claude Code may show before it reads the prompt: (texts that identify the
+#: dialog, the key that accepts it). A login screen cannot be accepted: the spawn fails.
+DIALOGS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("Bypass Permissions mode", "1. No", "2. Yes"), "2"),
+    (("Accessing workspace", "1. Yes", "2. No"), "1"),
+    (("Do you trust",), "y"),
+)
+LOGIN_MARKERS = ("Select login method", "Choose the text style")
+NOT_AUTHENTICATED = (
+    "Claude Code is not authenticated. Run `claude` once manually to complete setup."
+)
+
+
+@attrs.frozen
+class Trigger:
+    """What an observer saw: ``idle``, ``error`` (with its ``error_type``) or ``dead``."""
+
+    kind: str
+    detail: str | None = None
+    error_type: str | None = None
+
+
+class Observer(Protocol):
+    def poll(self, now_ms: int) -> Trigger | None:
+        """Called every watcher tick while the pane's process lives."""
+        ...
+
+    def reset(self, now_ms: int) -> None:
+        """An action just ran: idle time counts from now."""
+        ...
+
+    def final(self, exit_status: int | None) -> Trigger:
+        """The agent's process is gone: how did it end?"""
+        ...
+
+
+# -- generic -------------------------------------------------------------------------------------
+
+
+@attrs.define
+class PaneOutputObserver:
+    """Idle = the pane's output file has not grown for ``idle_ms`` since it last grew (and it
+    grew at least once: a program still starting is not idle)."""
+
+    path: Path
+    idle_ms: int
+    size: int = -1
+    changed_at_ms: int = 0
+    fired: bool = False
+
+    def poll(self, now_ms: int) -> Trigger | None:
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            size = 0
+        if size != self.size:
+            if self.size >= 0 or size > 0:
+                self.changed_at_ms = now_ms
+                self.fired = False
+            self.size = size
+            return None
+        if size > 0 and not self.fired and now_ms - self.changed_at_ms >= self.idle_ms:
+            self.fired = True
+            return Trigger("idle")
+        return None
+
+    def reset(self, now_ms: int) -> None:
+        self.changed_at_ms = now_ms
+        self.fired = False
+
+    def final(self, exit_status: int | None) -> Trigger:
+        return Trigger("dead", _exit_text(exit_status))
+
+
+def _exit_text(exit_status: int | None) -> str:
+    return "agent exited" if exit_status is None else f"agent exited (exit {exit_status})"
+
+
+# -- Claude Code ---------------------------------------------------------------------------------
+
+WORKING, WAITING, FAILED = "working", "waiting", "failed"
+
+
+def claude_config_dir(env: Mapping[str, str]) -> Path:
+    explicit = env.get("CLAUDE_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(env.get("HOME") or os.path.expanduser("~")) / ".claude"
+
+
+def session_log_path(config_dir: Path, cwd: Path, agent_id: str) -> Path:
+    """``<config>/projects/<cwd with / and . as ->/<agent id>.jsonl`` (reference §4.2)."""
+    folder = str(cwd.resolve()).replace("/", "-").replace(".", "-")
+    return config_dir / "projects" / folder / f"{agent_id}.jsonl"
+
+
+def record_state(record: Mapping[str, Any]) -> tuple[str, str | None]:
+    """One JSONL record → (state, error text) by the rules of reference §4.2."""
+    message = record.get("message")
+    error = record.get("error")
+    if not error and isinstance(message, Mapping):
+        error = message.get("error")
+    if error:
+        return FAILED, str(error)
+    kind = record.get("type")
+    if kind == "assistant" and isinstance(message, Mapping):
+        if message.get("stop_reason") is not None:
+            return WORKING, None
+        content = message.get("content") or []
+        if any(
+            isinstance(b, Mapping) and b.get("type") in ("tool_use", "thinking") for b in content
+        ):
+            return WORKING, None
+        return WAITING, None
+    return WORKING, None
+
+
+def log_lines(record: Mapping[str, Any]) -> list[str]:
+    """Agent log lines for one session record (reference §2.8), without timestamps."""
+    out: list[str] = []
+    message = record.get("message")
+    state, error = record_state(record)
+    if state == FAILED:
+        return [f"error: {error}"]
+    if record.get("type") != "assistant" or not isinstance(message, Mapping):
+        return out
+    for block in message.get("content") or []:
+        if not isinstance(block, Mapping) or block.get("type") != "tool_use":
+            continue
+        name, data = block.get("name"), block.get("input") or {}
+        path = data.get("file_path") or data.get("notebook_path") or ""
+        if name == "Read":
+            out.append(f"read: {path}")
+        elif name == "Write":
+            lines = len(str(data.get("content", "")).splitlines())
+            out.append(f"wrote: {path} (new, {lines} lines)")
+        elif name == "Edit":
+            out.append(f"edited: {path}")
+        elif name == "NotebookEdit":
+            out.append(f"edited: {path} (notebook)")
+        elif name == "Bash":
+            command = str(data.get("command", ""))
+            if command.startswith(("oj ", "./oj ")):
+                out.append(f"oj: {command.split(' ', 1)[1]}")
+            else:
+                out.append(f"bash: {command[:80]}")
+    if state == WAITING:
+        usage = message.get("usage") or {}
+        tokens = sum(int(v) for v in usage.values() if isinstance(v, int))
+        out.append(f"turn complete (?s, {tokens} tokens)" if tokens else "turn complete")
+    return out
+
+
+@attrs.define
+class SessionLogObserver:
+    """Reads Claude Code's session JSONL as it grows: the state of its last record, the agent
+    log lines of every new record. Idle = ``waiting`` unchanged for ``idle_ms``."""
+
+    path: Path
+    agent_log: Path
+    idle_ms: int
+    offset: int = 0
+    partial: bytes = b""
+    state: str = WORKING
+    error: str | None = None
+    changed_at_ms: int = 0
+    fired: bool = False
+    error_fired: bool = False
+
+    def _read(self, now_ms: int) -> None:
+        path = self.path
+        if not path.exists():
+            folder = path.parent
+            candidates = (
+                sorted(folder.glob("*.jsonl"), key=lambda f: f.stat().st_mtime)
+                if (folder.is_dir())
+                else []
+            )
+            if not candidates:
+                return
+            path = candidates[-1]
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except OSError:
+            return
+        if not chunk:
+            return
+        self.offset += len(chunk)
+        data = self.partial + chunk
+        *lines, self.partial = data.split(b"\n")
+        written: list[str] = []
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            state, error = record_state(record)
+            if state != self.state or error != self.error:
+                self.changed_at_ms = now_ms
+                self.fired = False
+                self.error_fired = self.error_fired and state == FAILED
+            self.state, self.error = state, error
+            written += [f"{stamp} {line}" for line in log_lines(record)]
+        if written:
+            self.agent_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.agent_log, "a", encoding="utf-8") as fh:
+                fh.write("".join(line + "\n" for line in written))
+
+    def poll(self, now_ms: int) -> Trigger | None:
+        self._read(now_ms)
+        if self.state == FAILED and not self.error_fired:
+            self.error_fired = True
+            text = self.error or "error"
+            return Trigger("error", text, error_type(text))
+        if self.state == WAITING and not self.fired and now_ms - self.changed_at_ms >= self.idle_ms:
+            self.fired = True
+            return Trigger("idle")
+        return None
+
+    def reset(self, now_ms: int) -> None:
+        self.changed_at_ms = now_ms
+        self.fired = False
+
+    def final(self, exit_status: int | None) -> Trigger:
+        self._read(0)
+        if self.state == FAILED and not self.error_fired:
+            text = self.error or "error"
+            return Trigger("error", text, error_type(text))
+        return Trigger("dead", _exit_text(exit_status))
+
+
+def claude_settings(
+    base: Mapping[str, Any], *, oj: str, agent_id: str, prime_script: Path | None
+) -> dict[str, Any]:
+    """The ``--settings`` file: the project's ``.claude/settings.json`` with oj's hooks (§4.1)."""
+
+    def hook(matcher: str, command: str) -> dict[str, Any]:
+        return {"matcher": matcher, "hooks": [{"type": "command", "command": command}]}
+
+    hooks: dict[str, Any] = {
+        "Stop": [hook("", f"{oj} agent hook stop {agent_id}")],
+        "Notification": [
+            hook("idle_prompt", f"{oj} emit agent:idle --agent {agent_id}"),
+            hook(
+                "permission_prompt", f"{oj} emit agent:prompt --agent {agent_id} --type permission"
+            ),
+        ],
+        "PreToolUse": [
+            hook(
+                "ExitPlanMode|AskUserQuestion|EnterPlanMode",
+                f"{oj} agent hook pretooluse {agent_id}",
+            )
+        ],
+    }
+    if prime_script is not None:
+        hooks["SessionStart"] = [hook("", f"bash {prime_script}")]
+    return {**base, "hooks": hooks}
+
+
+def read_project_settings(exec_dir: Path) -> dict[str, Any]:
+    """``<exec dir>/.claude/settings.json`` (``{}`` when absent or not a JSON object)."""
+    try:
+        data = json.loads((exec_dir / ".claude" / "settings.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def claude_command(run: str, *, agent_id: str, settings: Path, prompt: str) -> str:
+    """``run`` (already interpolated) + ``--session-id --settings`` + the prompt as one shell
+    word, unless ``run`` placed the prompt itself with ``${prompt}`` (checked by the caller on
+    the template: ``inline``)."""
+    command = f"{run} --session-id {agent_id} --settings {settings}"
+    if (
+        "--dangerously-skip-permissions" in run
+        and "--allow-dangerously-skip-permissions" not in run
+    ):
+        command += " --allow-dangerously-skip-permissions"
+    return command
+
+
+def append_prompt(command: str, prompt: str) -> str:
+    return f'{command} "{templates.escape_shell(prompt)}"'
+
+
+def dialog_key(pane: str) -> str | None:
+    """The key that accepts a start-up dialog shown in ``pane``, if one is."""
+    for markers, key in DIALOGS:
+        if all(marker in pane for marker in markers):
+            return key
+    return None
+
+
+def needs_login(pane: str) -> bool:
+    return any(marker in pane for marker in LOGIN_MARKERS)
