@@ -42,6 +42,7 @@ NOUNS: tuple[str, ...] = (
     "workspace",
     "queue",
     "worker",
+    "cron",
     "agent",
     "emit",
     "session",

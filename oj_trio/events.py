@@ -50,6 +50,12 @@ Tags and fields follow reference §5.2. Additions and changes this implementatio
   ``ns/name`` everywhere (reference §10 #5); ``worker:deleted`` removes a record (e.g. prune) so the
   worker counts as never started again for auto-start (SPEC §4.4).
 * ``agent:failed.error`` is a plain string (the error kind such as ``RateLimited``, or free text).
+* ``cron:started``, ``cron:stopped``, ``cron:fired``, ``cron:skipped`` (issue 11): a cron's
+  durable record (keyed ``ns/name``, sticky ``stopped`` like a worker), each fire with its scheduled
+  time, its pipeline and whether it was a catch-up or an ``oj cron once`` (``manual``), and each
+  fire that did not run (``concurrency``: too many runs active; ``missed``: due while the daemon was
+  down, ``missed`` of them). ``cron:fired`` carries the project and runbook so that ``oj cron once``
+  of a cron never started leaves a (stopped) record too.
 * ``pipeline:created`` accepts only ``vars`` (the reference's ``input`` alias is not read).
 
 Unknown tags and malformed events raise :class:`EventDecodeError`; nothing is ever silently dropped.
@@ -453,6 +459,55 @@ class WorkerDeleted(EventBase):
     TAG = "worker:deleted"
     worker_name: str
     namespace: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class CronStarted(EventBase):
+    TAG = "cron:started"
+    cron_name: str
+    namespace: str = ""
+    project_root: str
+    runbook_hash: str
+    #: The schedule as lists show it (``0 3 * * * (Europe/Paris)``, ``every 30m``).
+    schedule: str
+    at_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class CronStopped(EventBase):
+    TAG = "cron:stopped"
+    cron_name: str
+    namespace: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class CronFired(EventBase):
+    TAG = "cron:fired"
+    cron_name: str
+    namespace: str = ""
+    #: The scheduled time this fire stands for (the time of the request for ``oj cron once``).
+    scheduled_at_ms: int
+    pipeline_id: str
+    catch_up: bool = False
+    manual: bool = False
+    at_ms: int
+    project_root: str
+    runbook_hash: str
+    schedule: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class CronSkipped(EventBase):
+    TAG = "cron:skipped"
+    cron_name: str
+    namespace: str = ""
+    scheduled_at_ms: int
+    #: ``concurrency`` (too many runs still active) or ``missed`` (due while the daemon was down
+    #: or asleep, and outside any ``catch_up`` window).
+    reason: str
+    #: How many scheduled fires this stands for (``missed``: all those since the last handled one).
+    count: int = 1
+    at_ms: int
 
 
 @attrs.frozen(kw_only=True)

@@ -18,8 +18,10 @@ restart fire at their original deadlines. A drain stops it first, so no timer st
 the daemon stops. The worker service (:mod:`oj_trio.runtime.workers`) starts after its own
 reconcile; it dispatches nothing while the daemon drains. The agent service
 (:mod:`oj_trio.runtime.agents`) runs agent steps inside their pipelines' tasks; a drain leaves
-their tmux sessions running (``--kill`` ends them). Services of later nouns (crons) are
-started here as well.
+their tmux sessions running (``--kill`` ends them).
+The cron service (:mod:`oj_trio.runtime.crons`) has no task of its own: it reconciles before the
+timers start (so a cron deadline that passed while the daemon was down is known as missed) and
+fires from its timer handler.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from .clock import Clock
 from .pipelines.transitions import Cancelled
 from .runtime.agents import AgentService
 from .runtime.context import RuntimeContext
+from .runtime.crons import CronService
 from .runtime.pipeline_driver import PipelineDriver, PipelineTask, commit_outcome
 from .runtime.step_runners import RUNNERS, StepRunner
 from .runtime.timer_service import TimerService
 from .runtime.workers import WorkerService
 from .state import StepStatus
 from .store import Store
-from .timers import COOLDOWN, QUEUE_RETRY
+from .timers import COOLDOWN, CRON, QUEUE_RETRY
 
 log = logging.getLogger("oj.runtime")
 
@@ -79,6 +82,8 @@ class Supervisor:
         self.agents = AgentService(self.ctx, self)
         self.ctx.agents = self.agents
         self.timers.register(COOLDOWN, self.agents.on_cooldown_timer)
+        self.crons = CronService(self.ctx, self)
+        self.timers.register(CRON, self.crons.on_timer)
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, PipelineTask] = {}
         self._draining = False
@@ -95,6 +100,7 @@ class Supervisor:
             for pipeline in list(self.ctx.state.pipelines.values()):
                 if not pipeline.terminal and pipeline.step_status != StepStatus.WAITING:
                     self.spawn(pipeline.id)
+            await self.crons.reconcile()
             await nursery.start(self._serve_timers)
             await nursery.start(self.workers.run)
             task_status.started()

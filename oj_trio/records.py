@@ -46,6 +46,11 @@ class WorkerStatus(StrEnum):
     STOPPED = "stopped"
 
 
+class CronStatus(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
 @attrs.define
 class StepRecord:
     """One entry of a pipeline's step history. ``outcome``: running | completed | failed | waiting."""
@@ -179,3 +184,26 @@ class QueueItem:
     #: When the item became ``completed`` or ``dead`` (0: not ended, or recorded before events
     #: carried it); ``oj queue prune`` keeps the last 12 hours.
     ended_at_ms: int = 0
+
+
+@attrs.define
+class Cron:
+    """Persisted cron record, keyed ``ns/name`` (issue 11). ``stopped`` is sticky until the next
+    ``cron:started``; the next fire is the armed ``cron:<ns/name>`` timer, not a field here."""
+
+    name: str
+    namespace: str
+    project_root: str
+    runbook_hash: str
+    schedule: str
+    status: CronStatus = CronStatus.RUNNING
+    #: When it was last started: an interval cron's phase until its first fire.
+    started_at_ms: int = 0
+    #: The latest scheduled time handled (fired or skipped; not ``oj cron once``): the phase.
+    last_scheduled_at_ms: int = 0
+    #: When it last fired (``cron:fired.at_ms``, manual fires included); 0: never.
+    last_fire_at_ms: int = 0
+    #: Pipelines of its fires that may still run (ended ones are dropped at the next fire).
+    pipeline_ids: list[str] = attrs.Factory(list)
+    fires: int = 0
+    skipped: int = 0

@@ -72,6 +72,7 @@ class Daemon:
             daemon=self,
             workers=self.runtime.workers,
             agents=self.runtime.agents,
+            crons=self.runtime.crons,
         )
         self._started_ms = self.runtime.ctx.clock.now_ms()
         async with trio.open_nursery() as root:

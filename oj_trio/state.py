@@ -33,6 +33,8 @@ from oj_trio.errors import NotFoundError
 from oj_trio.records import (
     TERMINAL_STEPS,
     AgentSignalRecord,
+    Cron,
+    CronStatus,
     Pipeline,
     QueueItem,
     QueueItemStatus,
@@ -53,6 +55,8 @@ __all__ = [
     "TERMINAL_STEPS",
     "AgentSignalRecord",
     "AmbiguousPrefixError",
+    "Cron",
+    "CronStatus",
     "MaterializedState",
     "Pipeline",
     "QueueItem",
@@ -107,6 +111,7 @@ SNAPSHOT_STATE_FIELDS = (
     "workers",
     "queue_items",
     "timers",
+    "crons",
 )
 
 
@@ -125,6 +130,7 @@ class MaterializedState:
     workers: dict[str, Worker] = attrs.Factory(dict)
     queue_items: dict[str, dict[str, QueueItem]] = attrs.Factory(dict)
     timers: dict[str, int] = attrs.Factory(dict)
+    crons: dict[str, Cron] = attrs.Factory(dict)
 
     # --- lookups ---------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from oj_trio.runbook.model import RunAgent, Runbook, RunPipeline, RunShell
 from oj_trio.runbook.model import Step as StepDef
 from oj_trio.runtime.context import RuntimeContext
 from oj_trio.runtime.pipeline_start import start_pipelines
+from oj_trio.runtime.step_runners import AgentRunner
 from oj_trio.runtime.timer_service import TimerHandler
 from oj_trio.state import Pipeline
 from oj_trio.store import Store
@@ -172,6 +173,7 @@ class RuntimeHarness:
             _NoDaemon(),
             self.supervisor.workers,
             self.supervisor.agents,
+            self.supervisor.crons,
         )
 
     async def start(
@@ -231,11 +233,14 @@ async def open_runtime(
     state_dir: Path | None = None,
     epoch_ms: int = EPOCH_MS,
     timer_handlers: Mapping[str, TimerHandler] | None = None,
+    agents: bool = False,
 ) -> AsyncIterator[RuntimeHarness]:
     """A running store + supervisor on ``tmp_path`` whose shell steps follow ``script``.
 
     ``epoch_ms``: the wall time the run starts at (pass the previous run's ``clock.now_ms()``
     to model a restart). ``timer_handlers``: handlers per timer kind, registered before start.
+    ``agents``: agent steps go to the real agent service (give it a fake tmux before starting
+    one) instead of the script.
     """
     state = state_dir or tmp_path / "state"
     project = tmp_path / "project"
@@ -252,7 +257,11 @@ async def open_runtime(
             state,
             env={"PATH": "/usr/bin:/bin"},
             clock=Clock.fixed(epoch_ms),
-            runners={RunShell: runner, RunAgent: runner, RunPipeline: runner},
+            runners={
+                RunShell: runner,
+                RunAgent: AgentRunner() if agents else runner,
+                RunPipeline: runner,
+            },
         )
         for kind, handler in (timer_handlers or {}).items():
             supervisor.timers.register(kind, handler, replace=True)

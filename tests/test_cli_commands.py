@@ -326,6 +326,7 @@ _HELP_ORDER = [
     "workspace",
     "queue",
     "worker",
+    "cron",
     "agent",
     "emit",
     "session",
@@ -387,7 +388,7 @@ def test_every_command_is_handled_by_its_nouns_module() -> None:
             name = "_".join(["cmd", noun, *verb.split()]).rstrip("_")
             assert func.__name__ == name.replace("-", "_").replace(":", "_")
             handled.append(f"{noun} {verb}".strip())
-    assert len(handled) == 49
+    assert len(handled) == 53
 
 
 def test_get_parser_builds_a_fresh_tree_each_time() -> None:

@@ -32,6 +32,15 @@ pipeline "p" {
     run = "true"
   }
 }
+cron "nightly-report" {
+  interval = "1h"
+  run      = { pipeline = "tick" }
+}
+pipeline "tick" {
+  step "s" {
+    run = "true"
+  }
+}
 """
 
 
@@ -109,6 +118,8 @@ def test_bash_completes_names_the_daemon_knows(ojenv: OjEnv) -> None:
     assert complete(ojenv, "oj queue push n") == ["nightly", "numbers"]
     assert complete(ojenv, "oj queue items ni") == ["nightly"]
     assert complete(ojenv, "oj worker stop ") == ["nightworker"]
+    ojenv.ok("cron", "start", "nightly-report")
+    assert complete(ojenv, "oj cron stop nig") == ["nightly-report"]
     pipelines = ojenv.json("pipeline", "list")
     assert pipelines, "the push started a pipeline"
     offered = complete(ojenv, "oj pipeline show ")
@@ -145,3 +156,14 @@ def test_zsh_name_functions_offer_the_daemons_names(ojenv: OjEnv) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["nightly", "numbers", "nightworker"]
+
+
+def test_every_name_source_is_a_query_the_daemon_answers() -> None:
+    from oj_trio.handlers import all_routes
+
+    queries = {route.tag for route in all_routes() if route.query}
+    for kind, (tag, _scoped, _names) in completion.NAME_SOURCES.items():
+        assert tag in queries, kind
+    for noun, _dest in completion.COMPLETED_ARGS:
+        assert noun in cli.NOUNS
+    assert set(completion.COMPLETED_ARGS.values()) <= set(completion.NAME_SOURCES)

@@ -74,7 +74,7 @@ def _code(text: str) -> list[str]:
 #: `oj` in command position: at the start, or after a shell separator or keyword.
 _INVOCATION = re.compile(
     r"(?:^\s*|[;&|(]\s*|\b(?:do|then|while|until|if)\s+)(?:[\w./~-]*/)?oj"
-    r"\s+([a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?"
+    r"\s+([a-z][a-z-]*)(?:\s+([a-z][a-z-]*(?::[a-z_]+)?))?"
 )
 
 

@@ -28,6 +28,7 @@ CATALOGUE = {
 ADDITIONS = {
     "shell:spawned", "pipeline:action_attempted", "worker:deleted", "timer:set", "timer:cancelled",
     "worker:resized", "worker:item_settled",
+    "cron:started", "cron:stopped", "cron:fired", "cron:skipped",
 }  # fmt: skip
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)

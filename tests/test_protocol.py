@@ -157,7 +157,8 @@ def test_every_response_shape_carries_its_tag() -> None:
         "PipelineLogs", "PipelineStates", "WorkspacesDropped", "WorkspacesPruned", "Workspaces",
         "Workspace", "StatusOverview", "QueuePushed", "QueueDropped", "QueueRetried",
         "QueuePruned", "Queues", "QueueItems", "WorkerStarted", "WorkersStopped",
-        "WorkerResized", "Workers", "AgentSignal", "AgentSent", "Agents", "AgentLogs",
+        "WorkerResized", "Workers", "CronsStarted", "CronsStopped", "CronFired", "Crons",
+        "AgentSignal", "AgentSent", "Agents", "AgentLogs",
         "AgentsPruned", "Sessions", "SessionPeek",
     }  # fmt: skip
     shapes = [

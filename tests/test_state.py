@@ -413,7 +413,7 @@ def test_every_reducer_is_registered_once_for_an_event_type() -> None:
     assert set(reducers.HANDLERS) <= set(ev.EVENT_TYPES)
     for noun in (
         reducers.pipelines, reducers.sessions, reducers.workspaces, reducers.runbooks,
-        reducers.workers, reducers.queues, reducers.timers,
+        reducers.workers, reducers.queues, reducers.timers, reducers.crons,
     ):  # fmt: skip
         assert noun.HANDLERS, noun.__name__
         for event_type, reducer in noun.HANDLERS.items():

@@ -43,7 +43,14 @@ def _state() -> MaterializedState:
     state = MaterializedState()
     for p in (
         _pipeline("run1aaaaaaaa"),
-        _pipeline("wait1aaaaaaa", step_status=StepStatus.WAITING, error="agent idle"),
+        _pipeline("wait1aaaaaaa", step_status=StepStatus.WAITING, error="gate check failed"),
+        _pipeline(
+            "agent1aaaaaa",
+            step="fix",
+            step_status=StepStatus.WAITING,
+            error="agent idle",
+            session_id="oj-agent1",
+        ),
         _pipeline("fail1aaaaaaa", step="failed", terminal=True, error="exit 3"),
         _pipeline(
             "old1aaaaaaaa",
@@ -85,7 +92,10 @@ def test_overview_holds_every_part_per_namespace() -> None:
     assert (other["namespace"], proj["namespace"]) == ("other", "proj"), "sorted by namespace"
     assert [p["id"] for p in proj["active_pipelines"]] == ["run1aaaaaaaa"]
     assert proj["active_pipelines"][0]["elapsed_ms"] == 65_000
-    assert [p["waiting_reason"] for p in proj["escalated_pipelines"]] == ["agent idle"]
+    assert sorted(p["waiting_reason"] for p in proj["escalated_pipelines"]) == [
+        "agent idle",
+        "gate check failed",
+    ]
     assert [(w["name"], w["active"], w["concurrency"]) for w in proj["workers"]] == [
         ("fixer", 1, 3)
     ]
@@ -93,7 +103,13 @@ def test_overview_holds_every_part_per_namespace() -> None:
     assert (bugs["pending"], bugs["active"], bugs["failed"], bugs["dead"]) == (1, 1, 1, 2)
     assert proj["crons"] == []
     assert [(a["kind"], a["name"], a["reason"], a["hint"]) for a in proj["attention"]] == [
-        ("pipeline", "build-wait1aaaaaaa", "agent idle", "oj pipeline resume wait1aaa"),
+        ("pipeline", "build-wait1aaaaaaa", "gate check failed", "oj pipeline resume wait1aaa"),
+        (
+            "agent",
+            "build-agent1aaaaaa/fix",
+            "agent idle",
+            "oj session attach agent1aa, then oj pipeline resume agent1aa",
+        ),
         ("pipeline", "build-fail1aaaaaaa", "failed: exit 3", "oj pipeline show fail1aaa"),
         ("queue", "bugs", "backend unreachable: conn refused", None),
         ("queue", "bugs", "2 dead items", "oj queue retry bugs --all-dead"),
@@ -110,19 +126,20 @@ def test_text_has_each_part_and_the_attention_list() -> None:
     inputs = StatusInputs(state=_state(), now_ms=NOW)
     answer = {"uptime_secs": 3700, "namespaces": status_overview(inputs)}
     lines = status_lines(answer, NOW)
-    assert lines[0] == "oj daemon: up 1h1m | 2 active pipelines | 3 need attention"
+    assert lines[0] == "oj daemon: up 1h1m | 2 active pipelines | 4 need attention"
     text = "\n".join(lines)
     assert "── proj ─" in text and "── other ─" in text
     assert "    run1aaaa  build-run1aaaaaaaa  test  Running  1m" in text
     assert "    fixer  ● running  1/3 active  bugs: 1 pending, 1 active, 1 retrying, 2 dead" in text
     assert "  Queues:" not in text, "a worker's queue is on the worker's line"
-    assert "  Needs attention (3):" in text
+    assert "  Needs attention (4):" in text
+    assert "    ⚠ agent build-agent1aaaaaa/fix (agent1aa) 5s ago: agent idle" in text
     assert "    ⚠ pipeline build-fail1aaaaaaa (fail1aaa) 5s ago: failed: exit 3" in text
     assert "      → oj queue retry bugs --all-dead" in text
     assert status_lines(None, NOW) == ["oj daemon: not running"]
     down = status_lines({**answer, "queue_errors": ["queue database db1: refused"]}, NOW)
     assert down[:2] == [
-        "oj daemon: up 1h1m | 2 active pipelines | 4 need attention",
+        "oj daemon: up 1h1m | 2 active pipelines | 5 need attention",
         "⚠ queue database db1: refused",
     ]
 

@@ -265,7 +265,7 @@ async def test_timer_that_fell_due_while_the_daemon_was_down_fires_right_after_s
         assert store.state.timers == {}
 
 
-async def test_wall_clock_step_is_picked_up_by_the_periodic_resync(
+async def test_wall_clock_step_is_picked_up_at_the_next_wake(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Cron needs wall time: when the wall clock jumps, deadlines follow it within a resync."""
@@ -278,7 +278,8 @@ async def test_wall_clock_step_is_picked_up_by_the_periodic_resync(
         await trio.sleep(90)
         skew_ms = 59 * MIN  # wall time is now past the deadline
         await rec.wait_for(1)
-        assert trio.current_time() - start == pytest.approx(120)  # the resync after 60 s, 120 s
+        # at the first wake after the step (the service looks at the wall at least every 10 s)
+        assert 90 <= trio.current_time() - start <= 100
         assert rec.fired[0][0].fired_at_ms >= EPOCH + 60 * MIN
 
 

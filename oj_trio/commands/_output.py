@@ -55,6 +55,17 @@ def ago(ms: int | None, now_ms: int | None = None) -> str:
     return short_duration(max(0, now_ms - ms) // 1000)
 
 
+def until(ms: int | None, now_ms: int | None = None) -> str:
+    """`Ns`, `Nm`, `Nh`, `Nd` from now until an epoch-ms timestamp (`now` once it passed);
+    `-` when unknown."""
+    if not ms:
+        return "-"
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    if ms <= now_ms:
+        return "now"
+    return short_duration(-(-(ms - now_ms) // 1000))
+
+
 def short_duration(secs: int) -> str:
     """`Ns`, `Nm`, `NhNm` (or `Nh`), `Nd`: one coarse figure for lists and `oj status`."""
     if secs < 60:

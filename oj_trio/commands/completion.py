@@ -38,19 +38,37 @@ def _pipelines(answer: Mapping[str, Any]) -> Iterable[str]:
     return (p["id"][:8] for p in answer["pipelines"])
 
 
+def _crons(answer: Mapping[str, Any]) -> Iterable[str]:
+    return (c["name"] for c in answer["crons"])
+
+
+def _agents(answer: Mapping[str, Any]) -> Iterable[str]:
+    return (a["agent_id"] for a in answer["agents"])
+
+
+def _sessions(answer: Mapping[str, Any]) -> Iterable[str]:
+    return (s["id"] for s in answer["sessions"])
+
+
 #: kind → (query tag, whether it is scoped to the project, names from the answer).
 NAME_SOURCES: dict[str, tuple[str, bool, Callable[[Mapping[str, Any]], Iterable[str]]]] = {
     "queue": ("ListQueues", True, _queues),
     "worker": ("ListWorkers", False, _workers),
+    "cron": ("ListCrons", False, _crons),
     "pipeline": ("ListPipelines", False, _pipelines),
+    "agent": ("ListAgents", False, _agents),
+    "session": ("ListSessions", False, _sessions),
 }
 
 #: (noun, positional dest) → the kind of name it completes (any depth below the noun).
 COMPLETED_ARGS: dict[tuple[str, str], str] = {
     ("queue", "queue"): "queue",
     ("worker", "name"): "worker",
+    ("cron", "name"): "cron",
     ("pipeline", "id"): "pipeline",
     ("pipeline", "ids"): "pipeline",
+    ("agent", "id"): "agent",
+    ("session", "id"): "session",
 }
 
 SHELLS = ("bash", "zsh")

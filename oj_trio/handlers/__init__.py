@@ -27,6 +27,7 @@ from ..messages import (
 )
 from ..runtime.agents import AgentService
 from ..runtime.context import RuntimeContext, Supervision
+from ..runtime.crons import CronService
 from ..runtime.workers import WorkerService
 
 
@@ -47,6 +48,7 @@ class Services:
     daemon: DaemonControl
     workers: WorkerService
     agents: AgentService
+    crons: CronService
 
 
 #: A handler takes its request's (or query's) shape from :mod:`oj_trio.messages` and returns
@@ -66,7 +68,7 @@ class Route:
 
 def all_routes() -> list[Route]:
     """Every noun's routes (the server's dispatch table is built from this)."""
-    from . import agents, commands, daemon, pipelines, queues, status, workers, workspaces
+    from . import agents, commands, crons, daemon, pipelines, queues, status, workers, workspaces
 
     return [
         *daemon.ROUTES,
@@ -77,4 +79,5 @@ def all_routes() -> list[Route]:
         *queues.ROUTES,
         *workers.ROUTES,
         *agents.ROUTES,
+        *crons.ROUTES,
     ]

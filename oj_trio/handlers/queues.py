@@ -56,8 +56,15 @@ def _remote(s: Services, root: str, namespace: str, name: str) -> PostgresQueue 
 async def _wake_workers(
     s: Services, runbook: Runbook, root: str, namespace: str, name: str
 ) -> None:
-    """Seed 001 after a push to a shared queue: this daemon's workers, woken or auto-started."""
-    await s.workers.after_push(runbook, Path(root), namespace, name)
+    """Seed 001 after a push to a shared queue: this daemon's workers, woken or auto-started.
+    The items are durable in the database already; a local commit is needed only to start a
+    worker (a running one is woken in memory: ``worker:wake`` alone would cost an fsync)."""
+    events, keys = s.workers.push_events(runbook, Path(root), namespace, name)
+    starts = [e for e in events if not isinstance(e, ev.WorkerWake)]
+    if starts:
+        await s.ctx.commit(*starts)
+    for key in keys:
+        s.workers.wake(key)
 
 
 def _item(s: Services, namespace: str, queue: str, given: str) -> QueueItem:

@@ -2,7 +2,7 @@
 
 :mod:`.daemon` (ping, hello, status, shutdown, the ``Query`` envelope, and the ``Error``/``Ok``
 replies any noun may give), :mod:`.commands`, :mod:`.pipelines`, :mod:`.workspaces`,
-:mod:`.status`, :mod:`.queues`, :mod:`.workers`. This module re-exports every shape (``from oj_trio.messages import OkResponse``)
+:mod:`.status`, :mod:`.queues`, :mod:`.workers`, :mod:`.crons`. This module re-exports every shape (``from oj_trio.messages import OkResponse``)
 and holds the tables: :data:`REQUESTS`, :data:`QUERIES` and the :data:`Request`, :data:`Query`,
 :data:`Response` unions. Frames, validation and the ``Error`` builders are :mod:`oj_trio.protocol`.
 
@@ -63,6 +63,16 @@ from .commands import CommandListResponse as CommandListResponse
 from .commands import CommandStartedResponse as CommandStartedResponse
 from .commands import ListCommandsRequest as ListCommandsRequest
 from .commands import RunCommandRequest as RunCommandRequest
+from .crons import CronFiredResponse as CronFiredResponse
+from .crons import CronOnceRequest as CronOnceRequest
+from .crons import CronsResponse as CronsResponse
+from .crons import CronsStartedResponse as CronsStartedResponse
+from .crons import CronsStoppedResponse as CronsStoppedResponse
+from .crons import CronStartRequest as CronStartRequest
+from .crons import CronStartResult as CronStartResult
+from .crons import CronStopRequest as CronStopRequest
+from .crons import CronSummary as CronSummary
+from .crons import ListCronsQuery as ListCronsQuery
 from .daemon import ErrorResponse as ErrorResponse
 from .daemon import HelloRequest as HelloRequest
 from .daemon import HelloResponse as HelloResponse
@@ -163,6 +173,9 @@ REQUESTS = (
     WorkerStopRequest,
     WorkerRestartRequest,
     WorkerResizeRequest,
+    CronStartRequest,
+    CronStopRequest,
+    CronOnceRequest,
     AgentSignalRequest,
     AgentHookRequest,
     AgentSendRequest,
@@ -182,6 +195,7 @@ QUERIES = (
     ListQueuesQuery,
     ListQueueItemsQuery,
     ListWorkersQuery,
+    ListCronsQuery,
     GetAgentSignalQuery,
     ListAgentsQuery,
     GetAgentLogsQuery,
@@ -212,6 +226,9 @@ Request: TypeAlias = (
     | WorkerStopRequest
     | WorkerRestartRequest
     | WorkerResizeRequest
+    | CronStartRequest
+    | CronStopRequest
+    | CronOnceRequest
     | AgentSignalRequest
     | AgentHookRequest
     | AgentSendRequest
@@ -229,6 +246,7 @@ Query: TypeAlias = (
     | ListQueuesQuery
     | ListQueueItemsQuery
     | ListWorkersQuery
+    | ListCronsQuery
     | GetAgentSignalQuery
     | ListAgentsQuery
     | GetAgentLogsQuery
@@ -267,6 +285,10 @@ Response: TypeAlias = (
     | WorkersStoppedResponse
     | WorkerResizedResponse
     | WorkersResponse
+    | CronsStartedResponse
+    | CronsStoppedResponse
+    | CronFiredResponse
+    | CronsResponse
     | AgentSignalResponse
     | AgentSentResponse
     | AgentsResponse

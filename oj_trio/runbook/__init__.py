@@ -36,6 +36,7 @@ from .loader import CommandInfo as CommandInfo
 from .loader import LoadedRunbook as LoadedRunbook
 from .loader import discover_runbooks as discover_runbooks
 from .loader import find_command as find_command
+from .loader import find_cron as find_cron
 from .loader import find_pipeline as find_pipeline
 from .loader import find_queue as find_queue
 from .loader import find_worker as find_worker
@@ -47,6 +48,7 @@ from .loader import runbook_dir as runbook_dir
 from .model import ActionConfig as ActionConfig
 from .model import Agent as Agent
 from .model import Command as Command
+from .model import Cron as Cron
 from .model import ErrorMatcher as ErrorMatcher
 from .model import Notify as Notify
 from .model import Pipeline as Pipeline

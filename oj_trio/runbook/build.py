@@ -20,6 +20,7 @@ from .model import (
     ActionConfig,
     Agent,
     Command,
+    Cron,
     ErrorMatcher,
     Notify,
     Pipeline,
@@ -441,6 +442,69 @@ class Builder:
             concurrency=concurrency,
         )
 
+    def cron(self, name: str, body: dict[str, Any]) -> Cron:
+        """Structure and values (expression, zone, durations); the pipeline is checked later."""
+        from ..schedules.spec import ScheduleError, parse_expression, parse_zone
+
+        where = Where("cron", name)
+        pipeline = ""
+        run = body.get("run")
+        if run is None:
+            self.diag.error(where, "missing field `run`")
+        elif (
+            isinstance(run, dict) and list(run) == ["pipeline"] and isinstance(run["pipeline"], str)
+        ):
+            pipeline = run["pipeline"]
+        else:
+            self.diag.error(where.field("run"), 'invalid run: expected { pipeline = "<name>" }')
+        schedule = self.string(body, "schedule", where)
+        has_interval = body.get("interval") is not None
+        if (schedule is None) == (not has_interval):
+            both = "both" if has_interval else "neither"
+            self.diag.error(
+                where, f"a cron needs exactly one of `schedule` and `interval` (got {both})"
+            )
+        if schedule is not None:
+            try:
+                schedule = parse_expression(schedule)
+            except ScheduleError as exc:
+                self.diag.error(where.field("schedule"), str(exc))
+        interval = interval_seconds = None
+        if has_interval:
+            interval = str(body["interval"])
+            errors = len(self.diag.errors)
+            interval_seconds = self.duration(body["interval"], where.field("interval"))
+            if interval_seconds <= 0 and len(self.diag.errors) == errors:
+                self.diag.error(where.field("interval"), "interval must be greater than zero")
+        timezone = self.string(body, "timezone", where)
+        if timezone is not None:
+            try:
+                parse_zone(timezone)
+            except ScheduleError as exc:
+                self.diag.error(where.field("timezone"), str(exc))
+        concurrency = body.get("concurrency", 1)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            self.diag.error(
+                where.field("concurrency"),
+                f"concurrency must be an integer of at least 1, got {concurrency!r}",
+            )
+            concurrency = 1
+        catch_up = catch_up_seconds = None
+        if body.get("catch_up") is not None:
+            catch_up = str(body["catch_up"])
+            catch_up_seconds = self.duration(body["catch_up"], where.field("catch_up"))
+        return Cron(
+            name=name,
+            pipeline=pipeline,
+            schedule=schedule,
+            interval=interval,
+            interval_seconds=interval_seconds,
+            timezone=timezone,
+            concurrency=concurrency,
+            catch_up=catch_up,
+            catch_up_seconds=catch_up_seconds,
+        )
+
 
 _BUILDERS = {
     "command": Builder.command,
@@ -448,6 +512,7 @@ _BUILDERS = {
     "agent": Builder.agent,
     "queue": Builder.queue,
     "worker": Builder.worker,
+    "cron": Builder.cron,
 }
 
 
@@ -480,6 +545,7 @@ def build_runbook(
         agents=maps["agent"],
         queues=maps["queue"],
         workers=maps["worker"],
+        crons=maps["cron"],
         short_description=short,
         long_description=long,
     )

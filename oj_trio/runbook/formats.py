@@ -21,7 +21,7 @@ from typing import Any
 
 from .diagnostics import Diagnostics
 
-KINDS: tuple[str, ...] = ("command", "pipeline", "agent", "queue", "worker")
+KINDS: tuple[str, ...] = ("command", "pipeline", "agent", "queue", "worker", "cron")
 ALIASES: dict[str, str] = {**{k: k for k in KINDS}, **{f"{k}s": k for k in KINDS}}
 
 Entries = dict[str, list[tuple[str, Any]]]

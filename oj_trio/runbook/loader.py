@@ -17,7 +17,7 @@ from ..project import RUNBOOK_DIR
 from .build import build_runbook
 from .diagnostics import Diagnostics
 from .formats import format_of, leading_comment, read_entries
-from .model import Command, Pipeline, Queue, Runbook, Worker
+from .model import Command, Cron, Pipeline, Queue, Runbook, Worker
 from .validate import validate_runbook
 
 
@@ -256,6 +256,28 @@ def find_worker(
         project_root, name, "workers", f"no runbook found containing worker '{name}'", None, loaded
     )
     assert isinstance(entity, Worker)
+    return runbook, entity
+
+
+def find_cron(project_root: Path, name: str) -> tuple[Runbook, Cron]:
+    """The runbook defining cron ``name``. A cron defined only in a file with errors is reported
+    with that file's first error (one located line), not as "not found"."""
+    try:
+        runbook, entity = _find(
+            project_root, name, "crons", f"no runbook found containing cron '{name}'", None
+        )
+    except NotFoundError:
+        for item in load_project(project_root):
+            if item.errors and item.runbook is not None and name in item.runbook.crons:
+                own = (f"cron.{name}", f"cron.{name}.")
+                cron_errors = [
+                    e
+                    for e in item.errors
+                    if (e.entity or "") == own[0] or (e.entity or "").startswith(own[1])
+                ]
+                raise (cron_errors or list(item.errors))[0] from None
+        raise
+    assert isinstance(entity, Cron)
     return runbook, entity
 
 

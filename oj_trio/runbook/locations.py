@@ -19,6 +19,7 @@ KIND_WORDS = {
     "agent": "agents?",
     "queue": "queues?",
     "worker": "workers?",
+    "cron": "crons?",
 }
 
 _NAMELESS_STEP = r'(?m)^[ \t]*(?:\[\[[^\]\n]*\bsteps?\]\]|steps?\s+"|\{)'
@@ -106,8 +107,15 @@ class Locator:
         position = 0
         found: int | None = None
         needles = where.needles()
+        if where.step is None and not where.fields and where.occurrence == 1:
+            # The entity itself: point at its header, the one naming it when there is one
+            # (HCL `cron "b" {`, TOML `[cron.b]`), else the first header of its kind (JSON).
+            named = re.compile(needles[0][0] + rf"[^\n]*?{_word(where.name)}")
+            match = named.search(self._text)
+            if match is not None:
+                return self.position(match.start())
         if where.step is None and not where.fields:
-            needles = needles[:1]  # the entity itself: point at its header
+            needles = needles[:1]
         for pattern, occurrence in needles:
             regex = re.compile(pattern)
             start = position

@@ -188,6 +188,26 @@ class Worker:
 
 
 @attrs.frozen
+class Cron:
+    """A ``cron "name" { ... }`` block: fire ``pipeline`` on a schedule (issue 11).
+
+    Exactly one of ``schedule`` (a five-field expression, aliases expanded) and ``interval``
+    (``interval_seconds``) is set. ``timezone`` is an IANA name (``None``: the daemon's local
+    zone); ``catch_up`` the window in which the latest fire missed during downtime still runs.
+    """
+
+    name: str
+    pipeline: str  #: ``run = { pipeline = "p" }``
+    schedule: str | None = None
+    interval: str | None = None
+    interval_seconds: int | None = None
+    timezone: str | None = None
+    concurrency: int = 1
+    catch_up: str | None = None
+    catch_up_seconds: int | None = None
+
+
+@attrs.frozen
 class Command:
     name: str
     run: Run
@@ -207,6 +227,7 @@ class Runbook:
     agents: dict[str, Agent] = attrs.field(factory=dict)
     queues: dict[str, Queue] = attrs.field(factory=dict)
     workers: dict[str, Worker] = attrs.field(factory=dict)
+    crons: dict[str, Cron] = attrs.field(factory=dict)
     short_description: str = ""  #: leading comment block, up to the first empty ``#`` line
     long_description: str = ""  #: the rest of the leading comment block
 

@@ -62,6 +62,7 @@ def validate_runbook(runbook: Runbook, diag: Diagnostics, *, check_shell: bool =
     _check_shell_fields(runbook, diag, check_shell)
     _check_queues(runbook, diag)
     _check_workers(runbook, diag)
+    _check_crons(runbook, diag)
     _check_actions(runbook, diag)
     for pipeline in runbook.pipelines.values():
         _check_duplicate_steps(pipeline, diag)
@@ -163,6 +164,20 @@ def _check_workers(runbook: Runbook, diag: Diagnostics) -> None:
             diag.error(
                 where.field("handler", "pipeline"),
                 f"references unknown pipeline '{worker.pipeline}'; "
+                f"available pipelines: {_available(pipelines, sort=False)}",
+            )
+
+
+def _check_crons(runbook: Runbook, diag: Diagnostics) -> None:
+    pipelines = list(runbook.pipelines)
+    for cron in runbook.crons.values():
+        where = Where("cron", cron.name)
+        if ":" in cron.name or "/" in cron.name:
+            diag.error(where, f"invalid cron name '{cron.name}': it must not contain ':' or '/'")
+        if cron.pipeline and cron.pipeline not in runbook.pipelines:
+            diag.error(
+                where.field("run", "pipeline"),
+                f"references unknown pipeline '{cron.pipeline}'; "
                 f"available pipelines: {_available(pipelines, sort=False)}",
             )
 

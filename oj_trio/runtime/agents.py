@@ -307,6 +307,8 @@ class AgentService:
         cwd = Path(p.workspace_path or p.cwd)
         run = self._new_run(p, agent, agent_id, session, cwd, prompt=p.vars.get("prompt", ""))
         run.spawned_at = -1.0  # an old session: a snapshot without it means it is gone
+        if isinstance(run.observer, SessionLogObserver):
+            run.observer.catch_up(self.ctx.clock.now_ms())
         return run
 
     def _new_run(

@@ -198,7 +198,12 @@ class SessionLogObserver:
     fired: bool = False
     error_fired: bool = False
 
-    def _read(self, now_ms: int) -> None:
+    def catch_up(self, now_ms: int) -> None:
+        """Re-attached after a restart: read what is there for the state only; its agent log
+        lines were written by the daemon before."""
+        self._read(now_ms, quiet=True)
+
+    def _read(self, now_ms: int, *, quiet: bool = False) -> None:
         path = self.path
         if not path.exists():
             folder = path.parent
@@ -239,7 +244,7 @@ class SessionLogObserver:
                 self.error_fired = self.error_fired and state == FAILED
             self.state, self.error = state, error
             written += [f"{stamp} {line}" for line in log_lines(record)]
-        if written:
+        if written and not quiet:
             self.agent_log.parent.mkdir(parents=True, exist_ok=True)
             with open(self.agent_log, "a", encoding="utf-8") as fh:
                 fh.write("".join(line + "\n" for line in written))

@@ -19,7 +19,7 @@ import trio
 from .. import events as ev
 from ..errors import OjError
 from ..pipeline_setup import shell_command_runbook
-from ..runbook.model import Command, Queue, Runbook, RunShell, Worker
+from ..runbook.model import Command, Cron, Queue, Runbook, RunShell, Worker
 from ..runbook.model import Pipeline as PipelineDef
 from ..state import Pipeline
 from ..store import Store
@@ -111,6 +111,11 @@ class RunbookCache:
         from ..runbook import find_worker
 
         return find_worker(root, name, await self._loaded(root))
+
+    async def find_cron(self, root: Path, name: str) -> tuple[Runbook, Cron]:
+        from ..runbook import find_cron
+
+        return await self._load(root, lambda: find_cron(root, name))
 
     async def project(self, root: Path) -> list[Runbook]:
         """The project's valid runbooks (broken files are skipped, as ``oj run`` does)."""

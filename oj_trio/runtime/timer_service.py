@@ -99,11 +99,13 @@ class TimerService:
     Args:
         store: the store whose ``state.timers`` it serves and through which it commits.
         clock: the time source; a clock that syncs with the wall (:meth:`Clock.system`) is re-synced
-            every ``resync_interval`` seconds, a test clock (:meth:`Clock.fixed`) never.
-        resync_interval: seconds between wall-clock re-syncs.
+            at every wake, and the service wakes at least every ``resync_interval`` seconds (trio's
+            monotonic clock does not count a suspend, the wall does); a test clock
+            (:meth:`Clock.fixed`) never.
+        resync_interval: the longest sleep without a look at the wall clock, in seconds.
     """
 
-    def __init__(self, store: Store, clock: Clock, *, resync_interval: float = 60.0) -> None:
+    def __init__(self, store: Store, clock: Clock, *, resync_interval: float = 10.0) -> None:
         self.store = store
         self.clock = clock
         self.resync_interval = resync_interval
@@ -134,13 +136,13 @@ class TimerService:
         store, clock = self.store, self.clock
         # Woken only by batches that touch the timer table, not by every commit of every pipeline.
         watch = store.watch(TimerSet, TimerCancelled, TimerStart)
-        next_resync = -math.inf
         while True:
-            if clock.syncs_with_wall and trio.current_time() >= next_resync:
+            # Every wake re-reads the wall clock (a cheap call): after an NTP step or a
+            # suspend/resume, deadlines are compared with the wall time, not a stale offset.
+            if clock.syncs_with_wall:
                 drift = clock.resync()
                 if drift:
                     log.info("clock re-synced with the wall clock: %+d ms", drift)
-                next_resync = trio.current_time() + self.resync_interval
             seen = watch.version
             first = timers.earliest(store.state.timers)
             now = clock.now_ms()
@@ -152,7 +154,8 @@ class TimerService:
                 continue
             deadline = math.inf if first is None else clock.trio_deadline(first[1])
             if clock.syncs_with_wall:
-                deadline = min(deadline, next_resync)
+                # trio's clock stops while the machine sleeps: wake up now and then to notice.
+                deadline = min(deadline, trio.current_time() + self.resync_interval)
             with trio.move_on_at(deadline):
                 await watch.wait_past(seen)
 

@@ -16,8 +16,9 @@ from typing import TypedDict
 import attrs
 
 from ..messages import AttentionItem, NamespaceStatus, StatusPipeline
-from ..records import Pipeline, scoped_key
+from ..records import CronStatus, Pipeline, scoped_key
 from ..state import MaterializedState, StepStatus
+from ..timers import cron_id
 from .queues import queue_summary
 from .workers import worker_summary
 
@@ -93,7 +94,9 @@ def _status_pipeline(p: Pipeline, now_ms: int) -> StatusPipeline:
 
 
 def pipelines(inputs: StatusInputs, overview: Overview) -> None:
-    """Live pipelines; one waiting for a human (escalated) also needs attention."""
+    """Live pipelines; one waiting for a human (escalated) also needs attention: an agent step's
+    escalation (the step has a tmux session) as an agent to look at, anything else as a
+    pipeline to resume."""
     for p in inputs.state.pipelines.values():
         if p.terminal:
             continue
@@ -102,14 +105,17 @@ def pipelines(inputs: StatusInputs, overview: Overview) -> None:
         if p.step_status == StepStatus.WAITING:
             entry["waiting_reason"] = p.error
             ns["escalated_pipelines"].append(entry)
+            short = p.id[:8]
+            resume = f"oj pipeline resume {short}"
+            agent = p.session_id is not None
             ns["attention"].append(
                 _attention(
-                    "pipeline",
-                    p.name,
+                    "agent" if agent else "pipeline",
+                    f"{p.name}/{p.step}" if agent else p.name,
                     p.error or f"waiting at step {p.step}",
                     id_=p.id,
                     since_ms=p.updated_at_ms or None,
-                    hint=f"oj pipeline resume {p.id[:8]}",
+                    hint=f"oj session attach {short}, then {resume}" if agent else resume,
                 )
             )
         else:
@@ -177,8 +183,22 @@ def queues(inputs: StatusInputs, overview: Overview) -> None:
         ns_status["queues"].sort(key=lambda q: q["name"])
 
 
+def crons(inputs: StatusInputs, overview: Overview) -> None:
+    """Running crons with their next fire (the armed ``cron:`` timer), by name."""
+    state = inputs.state
+    for c in sorted(state.crons.values(), key=lambda c: c.name):
+        if c.status == CronStatus.RUNNING:
+            overview.section(c.namespace)["crons"].append(
+                {
+                    "name": c.name,
+                    "status": str(c.status),
+                    "next_fire_at_ms": state.timers.get(cron_id(c.namespace, c.name)),
+                }
+            )
+
+
 #: The overview's parts, in order (each namespace's `attention` list keeps this order too).
-SECTIONS: tuple[SectionFiller, ...] = (pipelines, failed_recently, workers, queues)
+SECTIONS: tuple[SectionFiller, ...] = (pipelines, failed_recently, workers, queues, crons)
 
 
 def status_overview(inputs: StatusInputs) -> list[NamespaceStatus]:
