@@ -194,7 +194,7 @@ def idle_cpu(agents: int, window: float) -> None:
         total = daemon_pct + tmux_pct
         REPORT.figure(
             "agent_idle_cpu", f"{agents} idle agents: ojd + tmux server CPU, % of one core",
-            total, "%", note=f"ojd {daemon_pct:.2f} %, tmux {tmux_pct:.2f} %; "
+            total, "% of a core", note=f"ojd {daemon_pct:.2f} %, tmux {tmux_pct:.2f} %; "
             f"{total / agents:.3f} % per agent; {window:.0f} s window",
         )  # fmt: skip
         print(
