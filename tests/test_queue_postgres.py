@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from blackbox import OjEnv, oj_env, wait_for
-from pg_cluster import MISSING, PgCluster, find_bin_dir
+from pg_cluster import PgCluster
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[test]'")
 
@@ -52,25 +52,6 @@ pipeline "job" {
   }
 }
 """
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[PgCluster]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip(MISSING)
-    pg = PgCluster(bin_dir)
-    try:
-        pg.init()
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
-
-
-@pytest.fixture
-def db(cluster: PgCluster) -> str:
-    return cluster.createdb()
 
 
 class Machine:
@@ -270,6 +251,9 @@ def test_retry_cooldown_dead_and_manual_retry_across_two_daemons(
     events = [h.split(" ")[0] for h in item["history"]]
     assert events == ["claimed", "failed", "claimed", "dead"], item["history"]
     assert len([line for line in runs(marks)["x"] if line[0] == "start"]) == 2
+    # `oj status` on either daemon counts the shared queue: its dead item needs attention.
+    status = a.ok("status")
+    assert "1 dead item" in status and "oj queue retry q --all-dead" in status, status
     # A manual retry on the other daemon resets the count and wakes the workers everywhere.
     (marks / "fail.x").unlink()
     retried = b.env.oj("queue", "retry", "q", item_id[:8])
