@@ -364,3 +364,26 @@ def test_a_claim_taken_over_elsewhere_stops_the_local_pipeline(db: str, marks: P
         assert item["status"] == "active" and item["worker_name"] == "w@other:1", item
         assert [h.split(" ")[0] for h in item["history"]] == ["claimed"], item["history"]
         assert "1" not in _lines_of(marks, "end", "A")
+
+
+def test_worker_stop_and_auto_start_keep_their_meaning_per_daemon(
+    two: tuple[Machine, Machine], marks: Path
+) -> None:
+    a, b = two
+    a.ok("worker", "start", "w")
+    a.ok("worker", "stop", "w")
+    b.ok("daemon", "start")
+    # A push on A wakes nobody there (its worker is stopped, sticky) and starts nothing on B.
+    a.ok("queue", "push", "q", "--file", "-", input=batch(range(3)))
+    assert a.json("worker", "list")[0]["status"] == "stopped"
+    assert b.json("worker", "list") == []
+    # A push on B auto-starts B's worker, which drains the shared queue.
+    b.ok("queue", "push", "q", '{"n": "3"}')
+    wait_for(lambda: status_counts(b)["completed"] == 4, what="B ran all four")
+    assert {n for n, lines in runs(marks).items() if lines[0] == ("start", "B")} == {
+        "0",
+        "1",
+        "2",
+        "3",
+    }
+    assert _lines_of(marks, "start", "A") == set()
