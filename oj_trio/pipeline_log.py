@@ -217,6 +217,12 @@ class PipelineLog:
             self._dir_ready = False
 
 
+#: Once woken by a line, the writer thread gathers lines this long before it writes them: one
+#: wake-up per burst instead of one per line. Each wake-up hands the GIL over to the thread and
+#: back, and the event loop's every syscall then waits for it (``flush`` does not wait).
+GATHER_SECONDS = 0.005
+
+
 class _Writer:
     """The thread that does a background :class:`PipelineLog`'s file work, in queue order."""
 
@@ -226,6 +232,7 @@ class _Writer:
         self._queue: deque[tuple[str, bytes | None, bool]] = deque()
         self._cond = threading.Condition()
         self._busy = False
+        self._urgent = False
         threading.Thread(target=self._run, name="oj-pipeline-logs", daemon=True).start()
 
     def put(self, pipeline_id: str, data: bytes | None, *, close_all: bool = False) -> None:
@@ -236,6 +243,8 @@ class _Writer:
 
     def flush(self) -> None:
         with self._cond:
+            self._urgent = True
+            self._cond.notify_all()
             self._cond.wait_for(lambda: not self._queue and not self._busy)
 
     def _run(self) -> None:
@@ -243,6 +252,9 @@ class _Writer:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue))
+                if not self._urgent:
+                    self._cond.wait(GATHER_SECONDS)  # woken early by a flush
+                self._urgent = False
                 batch = list(self._queue)
                 self._queue.clear()
                 self._busy = True
