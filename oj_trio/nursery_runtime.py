@@ -100,6 +100,10 @@ class Supervisor:
             for pipeline in list(self.ctx.state.pipelines.values()):
                 if not pipeline.terminal and pipeline.step_status != StepStatus.WAITING:
                     self.spawn(pipeline.id)
+                elif self.agents.watches_while_waiting(pipeline):
+                    # An escalated agent still runs in its session: watch it again (its death,
+                    # signals and `resume -m` reach it), without changing its status.
+                    self.spawn(pipeline.id, rerun=True)
             await self.crons.reconcile()
             await nursery.start(self._serve_timers)
             await nursery.start(self.workers.run)

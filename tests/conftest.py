@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from blackbox import OjEnv, oj_env
+from pg_cluster import MISSING, PgCluster, find_bin_dir
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -25,3 +26,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def ojenv() -> Iterator[OjEnv]:
     with oj_env() as env:
         yield env
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster for the session (skips without PostgreSQL)."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(MISSING)
+    pg = PgCluster(bin_dir)
+    try:
+        pg.init()
+        pg.start()
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture
+def db(cluster: PgCluster) -> str:
+    """The URL of a fresh, empty database in the session's cluster."""
+    return cluster.createdb()

@@ -189,3 +189,56 @@ def test_feature_runbook_end_to_end_through_the_merge_queue(env: OjEnv) -> None:
     assert shown.stdout == "done\n"
     log = subprocess.run([*git, "log", "--format=%s", "main"], capture_output=True, text=True)
     assert "Merge feature/login: Add a login button" in log.stdout
+
+
+def test_idle_and_pretooluse_hooks_reach_the_actions(env: OjEnv) -> None:
+    runbook(env, "busy", 'on_idle = "done"\n          on_prompt = "escalate"')
+    pid = env.run_pipeline("go", "a")
+    agent_id = _agent_id(env, pid)
+    asked = env.oj(
+        "agent", "hook", "pretooluse", agent_id, input='{"tool_name": "AskUserQuestion"}'
+    )
+    assert asked.returncode == 0 and asked.stdout == ""
+    assert env.wait_status(pid, "Waiting")["error"] == "agent prompt: question"
+    # idle while escalated is expected (a human decides): ignored
+    env.ok("emit", "agent:idle", "--agent", agent_id)
+    env.ok("pipeline", "resume", pid, "-m", "go on")
+    env.wait_status(pid, "Running")
+    env.ok("emit", "agent:idle", "--agent", agent_id)
+    assert env.wait_step(pid, "done")["step_status"] == "Completed"
+
+
+def test_agent_wait_logs_and_prune(env: OjEnv) -> None:
+    runbook(env, "idle", 'on_idle = "escalate"')
+    pid = env.run_pipeline("go", "a")
+    agent_id = _agent_id(env, pid)
+    waited = env.oj("agent", "wait", agent_id[:8], "--timeout", "30s")
+    assert waited.returncode == 0 and waited.stdout == f"Agent {agent_id} waiting\n"
+    env.ok("emit", "agent:signal", "--agent", agent_id, '{"kind": "complete"}')
+    env.wait_step(pid, "done")
+    assert env.ok("agent", "wait", agent_id) == f"Agent {agent_id} completed\n"
+    unknown = env.oj("agent", "logs", "nope")
+    assert unknown.returncode == 0 and "No log entries found for agent nope" in unknown.stderr
+    assert "turn complete" in env.ok("agent", "logs", pid)
+    dry = env.ok("agent", "prune", "--all", "--dry-run")
+    assert f"Would prune agent {agent_id}" in dry
+    assert (env.state / "logs" / "agent" / f"{agent_id}.log").exists()
+    env.ok("agent", "prune", "--all")
+    assert not (env.state / "logs" / "agent" / f"{agent_id}.log").exists()
+
+
+def test_resume_of_a_failed_agent_step_respawns_with_the_message(env: OjEnv) -> None:
+    runbook(env, "exit", 'on_dead = "fail"')
+    pid = env.run_pipeline("go", "a")
+    env.wait_step(pid, "failed")
+    first = env.pipeline(pid)["steps"][-1]["agent_id"]
+    env.ok("pipeline", "resume", pid, "-m", "mind the tests;")
+    wait_for(
+        lambda: (env.project / ".fake-claude-prompt").read_text().endswith("mind the tests;"),
+        what="the respawned agent's prompt",
+    )
+    assert (
+        env.project / ".fake-claude-prompt"
+    ).read_text() == "Fix a; then stop\n\nmind the tests;"
+    detail = env.wait_step(pid, "failed")
+    assert detail["steps"][-1]["agent_id"] != first

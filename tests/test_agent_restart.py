@@ -82,3 +82,33 @@ def test_stop_kill_ends_every_session(env: OjEnv) -> None:
     wait_for(lambda: sessions(env), what="session")
     env.ok("daemon", "stop", "--kill")
     assert sessions(env) == []
+
+
+def test_an_escalated_agent_is_watched_again_after_a_restart(env: OjEnv) -> None:
+    flag = env.root / "flag"
+    env.runbook(
+        "agent.hcl",
+        f"""
+        command "go" {{
+          args = "<name>"
+          run  = {{ pipeline = "work" }}
+        }}
+        pipeline "work" {{
+          step "think" {{
+            run = {{ agent = "bot" }}
+          }}
+        }}
+        agent "bot" {{
+          adapter = "generic"
+          run     = "echo started; while [ ! -f {flag} ]; do sleep 0.1; done"
+          on_idle = "escalate"
+          on_dead = "done"
+        }}
+        """,
+    )
+    pid = env.run_pipeline("go", "a")
+    env.wait_status(pid, "Waiting")
+    env.ok("daemon", "stop")
+    env.ok("daemon", "start")
+    flag.write_text("go")  # the agent ends while escalated: on_dead still applies
+    assert env.wait_step(pid, "done")["step_status"] == "Completed"

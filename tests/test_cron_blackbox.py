@@ -138,6 +138,9 @@ def test_once_fires_now_whatever_the_status(ojenv: OjEnv) -> None:
     listed = cron(ojenv, "every")
     assert listed["status"] == "stopped" and listed["fires"] == 1
     assert listed["next_fire_at_ms"] is None
+    # the shell completion's lookup knows it now (`oj cron start|stop|once <TAB>`)
+    assert ojenv.ok("__names", "cron") == "every\n"
+    assert "_oj_names_cron" in ojenv.ok("completion", "bash")
 
 
 def test_catch_up_after_the_daemon_was_down(ojenv: OjEnv) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from blackbox import OjEnv, oj_env, wait_for
-from pg_cluster import MISSING, PgCluster, find_bin_dir
+from pg_cluster import PgCluster
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[test]'")
 
@@ -52,25 +52,6 @@ pipeline "job" {
   }
 }
 """
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[PgCluster]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip(MISSING)
-    pg = PgCluster(bin_dir)
-    try:
-        pg.init()
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
-
-
-@pytest.fixture
-def db(cluster: PgCluster) -> str:
-    return cluster.createdb()
 
 
 class Machine:
@@ -270,6 +251,9 @@ def test_retry_cooldown_dead_and_manual_retry_across_two_daemons(
     events = [h.split(" ")[0] for h in item["history"]]
     assert events == ["claimed", "failed", "claimed", "dead"], item["history"]
     assert len([line for line in runs(marks)["x"] if line[0] == "start"]) == 2
+    # `oj status` on either daemon counts the shared queue: its dead item needs attention.
+    status = a.ok("status")
+    assert "1 dead item" in status and "oj queue retry q --all-dead" in status, status
     # A manual retry on the other daemon resets the count and wakes the workers everywhere.
     (marks / "fail.x").unlink()
     retried = b.env.oj("queue", "retry", "q", item_id[:8])
@@ -344,3 +328,33 @@ def test_a_daemon_restarted_within_its_lease_settles_its_own_items(db: str, mark
             # No lease expired: the first claim was settled by the restarted daemon.
             assert events == ["claimed", "failed", "claimed", "completed"], item["history"]
             assert item["history"][1].startswith(f"failed by {item['history'][0][11:]}")
+
+
+def test_a_claim_taken_over_elsewhere_stops_the_local_pipeline(db: str, marks: Path) -> None:
+    """As if this daemon's lease had lapsed (a partition) and another daemon claimed the item:
+    the next renewal finds the claim gone, the local pipeline is cancelled, and its outcome
+    leaves the other daemon's claim alone (the pipeline id fences it)."""
+    import psycopg
+
+    with oj_env() as env:
+        a = Machine(env, "A", db, marks, OJ_QUEUE_LEASE_MS="1500")
+        (marks / "hold.all").touch()
+        item_id = a.ok("queue", "push", "q", '{"n": "1"}').split("'")[1]
+        wait_for(lambda: _lines_of(marks, "start", "A") == {"1"}, what="A runs it")
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE oj_queue_items SET pipeline_id = 'elsewhere', owner = 'other:1' "
+                "WHERE id = %s",
+                (item_id,),
+            )
+        (pipeline,) = a.json("pipeline", "list")
+        ended = wait_for(
+            lambda: (p := a.env.pipeline(pipeline["id"]))["terminal"] and p,
+            what="the local pipeline stopped",
+        )
+        assert ended["step"] == "cancelled", ended
+        wait_for(lambda: a.json("worker", "list")[0]["active"] == 0, what="A's slot free again")
+        (item,) = a.items()
+        assert item["status"] == "active" and item["worker_name"] == "w@other:1", item
+        assert [h.split(" ")[0] for h in item["history"]] == ["claimed"], item["history"]
+        assert "1" not in _lines_of(marks, "end", "A")

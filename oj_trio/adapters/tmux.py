@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -220,14 +219,3 @@ class PaneMonitor:
             self._fetching.set()
             self._fetching = None
         return started, self._last
-
-
-def attach_argv(state_dir: Path, session: str) -> list[str]:
-    """``tmux attach`` to a session of the daemon's server (the CLI execs it)."""
-    return ["tmux", "-S", str(paths.tmux_socket(state_dir)), "attach-session", "-t", f"={session}"]
-
-
-async def kill_session(session_id: str, state_dir: Path | None = None) -> bool:
-    """End one session of the daemon's server (``oj daemon stop --kill``)."""
-    base = state_dir if state_dir is not None else paths.state_dir()
-    return await Tmux(base, os.environ).kill_session(session_id)

@@ -27,6 +27,13 @@ import attrs
 from ..errors import OjError
 from ..events import EventBase
 
+#: Completed items a persisted queue keeps (the newest), so a queue that runs for months does not
+#: grow without bound (the daemon's state and snapshots, or a shared database); ``oj queue
+#: prune`` removes the rest by age.
+KEEP_COMPLETED = 1000
+#: Look at that limit every this many completions of a queue (the check scans the queue).
+PRUNE_EVERY = 64
+
 
 class QueueError(OjError):
     """A queue cannot be used as asked (unknown, wrong type, its ``list``/``take`` failed…)."""

@@ -46,8 +46,17 @@ T = TypeVar("T")
 CHANNEL = "oj_queue"
 #: Connections (and worker threads) one daemon uses at most for statements.
 MAX_CONNECTIONS = 8
-#: Seconds a connection attempt may take before the database counts as unreachable.
-CONNECT_TIMEOUT = 5
+#: libpq options of every connection: a connection attempt gives up after 5 s, and over TCP a
+#: peer that vanished (a partition, a dead host) is noticed in about 30 s instead of hanging a
+#: worker thread or the listener for the kernel's default of hours. (Ignored on Unix sockets.)
+CONNECT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 #: Back-off after failures: first delay and ceiling, in seconds.
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 5.0
@@ -112,6 +121,8 @@ class PgClient:
         self.on_lost = on_lost
         #: Claims held by this daemon, by pipeline id.
         self.held: dict[str, Held] = {}
+        #: Completions per ``(namespace, queue)`` since the last bound on completed items.
+        self.completions: dict[tuple[str, str], int] = {}
         #: The last failure to reach the database, None while it answers.
         self.error: str | None = None
         self._failures = 0
@@ -159,7 +170,7 @@ class PgClient:
             self.on_wake(None)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        conn = psycopg.connect(self.url, autocommit=True, **CONNECT_OPTIONS)
         if not self._schema_ready:
             try:
                 pg_schema.ensure(conn)

@@ -24,6 +24,7 @@ keyed ``(namespace, queue, id)``, so namespaces isolate projects as they do loca
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,11 +39,12 @@ from ..errors import NotFoundError, OjError
 from ..records import QueueItem, QueueItemStatus
 from ..state import AmbiguousPrefixError
 from ..store import Store
-from .backend import Claim, Claims, WorkerRef
+from .backend import KEEP_COMPLETED, PRUNE_EVERY, Claim, Claims, QueueError, WorkerRef
 from .pg_client import CHANNEL, Held, PgClient
 from .pg_schema import NOW_MS
 
 Conn = psycopg.Connection[Any]
+log = logging.getLogger("oj.queues.pg")
 
 _COLUMNS = (
     "id, data, status, worker_name, owner, pushed_at_ms, failure_count, error, failed_at_ms, "
@@ -219,6 +221,23 @@ class PostgresQueue:
             f"""status = 'completed', ended_at_ms = {NOW_MS}, lease_until_ms = NULL,
                 history = history || {_entry("completed", "owner")}""",
             (),
+        )
+        count = self.client.completions.get(self._key, 0) + 1
+        self.client.completions[self._key] = count % PRUNE_EVERY
+        if count >= PRUNE_EVERY:
+            try:
+                await self.client.run(self._bound_completed)
+            except QueueError as exc:  # the item is completed; the bound waits for next time
+                log.warning("queue %s: %s", self.queue_name, exc)
+
+    def _bound_completed(self, conn: Conn) -> None:
+        """Keep the newest :data:`KEEP_COMPLETED` completed items, as a local queue does."""
+        conn.execute(
+            """DELETE FROM oj_queue_items WHERE namespace = %s AND queue = %s AND id IN (
+                SELECT id FROM oj_queue_items
+                WHERE namespace = %s AND queue = %s AND status = 'completed'
+                ORDER BY ended_at_ms DESC, seq DESC OFFSET %s)""",
+            (*self._key, *self._key, KEEP_COMPLETED),
         )
 
     async def fail(

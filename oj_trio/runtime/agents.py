@@ -250,6 +250,20 @@ class AgentService:
             log.warning("agent %s: inbox full, dropped %r", agent_id[:12], message)
         return True
 
+    def watches_while_waiting(self, p: Pipeline) -> bool:
+        """Whether boot should re-attach to ``p``: escalated on an agent step whose session (and
+        agent id) the state still records."""
+        rec = p.current_record()
+        return (
+            not p.terminal
+            and p.step_status == StepStatus.WAITING
+            and p.session_id is not None
+            and p.session_id in self.ctx.state.sessions
+            and rec is not None
+            and rec.agent_id is not None
+            and rec.finished_at_ms is None
+        )
+
     def agent_definition(self, p: Pipeline) -> Agent | None:
         step = self.ctx.runbooks.pipeline_def(p).step(p.step)
         if step is None or not isinstance(step.run, RunAgent):

@@ -32,9 +32,17 @@ import trio
 
 from .. import events as ev
 from ..errors import NotFoundError, OjError
+from ..messages import QueueSummary
 from ..pipeline_setup import prepare_pipeline
 from ..queues import retry
-from ..queues.backend import Claims, QueueBackend, QueueError, WorkerRef
+from ..queues.backend import (
+    KEEP_COMPLETED,
+    PRUNE_EVERY,
+    Claims,
+    QueueBackend,
+    QueueError,
+    WorkerRef,
+)
 from ..queues.external import ExternalQueue
 from ..queues.persisted import PersistedQueue
 from ..records import QueueItemStatus, Worker, WorkerStatus, scoped_key
@@ -43,18 +51,13 @@ from ..runbook.model import Queue, Runbook
 from ..runbook.model import Worker as WorkerDef
 from ..state import Pipeline
 from ..timers import QueueRetryTimer
+from ..views.queues import queue_summary
 from .context import RuntimeContext, Supervision
 from .pipeline_start import start_pipelines
 from .remote_queues import RemoteQueues
 from .timer_service import FiredTimer
 
 log = logging.getLogger("oj.workers")
-
-#: Completed items a persisted queue keeps (the newest), so a queue that runs for months does not
-#: grow state and snapshots without bound; ``oj queue prune`` removes the rest by age.
-KEEP_COMPLETED = 1000
-#: Look at that limit every this many completions of a queue (the check scans the queue).
-PRUNE_EVERY = 64
 
 
 @attrs.frozen
@@ -487,6 +490,37 @@ class WorkerService:
         for key, record in self.ctx.state.workers.items():
             if record.status == WorkerStatus.RUNNING:
                 self.wake(key)
+
+    async def shared_queues(self) -> list[QueueSummary]:
+        """Counts of the shared queues this daemon's workers serve, for ``oj status``; a queue
+        whose database is known to be away is left out (``oj status`` says it is away)."""
+        out: list[QueueSummary] = []
+        seen: set[tuple[str, str]] = set()
+        for record in list(self.ctx.state.workers.values()):
+            key = (record.namespace, record.queue_name)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                remote = self.remote.queue(record.project_root, *key)
+                if remote is None or remote.client.error is not None:
+                    continue
+                if self.definition(record).queue.type != "persisted":
+                    continue
+                counts = await remote.counts()
+            except OjError:
+                continue
+            names = sorted(
+                w.name
+                for w in self.ctx.state.workers.values()
+                if (w.namespace, w.queue_name) == key
+            )
+            out.append(
+                queue_summary(
+                    record.queue_name, record.namespace, "persisted", (), names, counts=counts
+                )
+            )
+        return out
 
     def _claim_lost(self, pipeline_id: str) -> None:
         """Another daemon claimed the item of ``pipeline_id`` (its lease lapsed here): the item
