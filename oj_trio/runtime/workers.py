@@ -163,6 +163,8 @@ class WorkerService:
                     return
                 self._wakes[key] = wake = trio.Event()
                 poll: float | None = None
+                # A stopped worker's items still get their outcomes (stop cancels nothing).
+                await self._settle_left_over(record)
                 if record.status == WorkerStatus.RUNNING and not self.supervisor.is_draining():
                     poll = await self._dispatch_safely(record)
                 # An external queue's `poll` is a period, not a deadline: a restart polls at
@@ -185,7 +187,6 @@ class WorkerService:
         except OjError as exc:
             log.error("worker %s: %s", record.name, exc)
             return None
-        await self._settle_left_over(record)
         try:
             await self._dispatch(record, definition, backend)
         except QueueError as exc:
@@ -483,13 +484,13 @@ class WorkerService:
     # -- queues shared with other daemons ------------------------------------------------------
 
     def _remote_wake(self, queue: tuple[str, str] | None) -> None:
-        """A database says a queue has news (None: any queue may have)."""
+        """A database says a queue has news (None: any queue may have, e.g. it is back: every
+        worker looks, stopped ones too, to settle items whose outcome it could not take)."""
         if queue is not None:
             self.wake_queue(*queue)
             return
-        for key, record in self.ctx.state.workers.items():
-            if record.status == WorkerStatus.RUNNING:
-                self.wake(key)
+        for key in list(self.ctx.state.workers):
+            self.wake(key)
 
     async def shared_queues(self) -> list[QueueSummary]:
         """Counts of the shared queues this daemon's workers serve, for ``oj status``; a queue
