@@ -55,7 +55,13 @@ def fires(expression: str, zone: ZoneInfo, start: str, end: str) -> list[str]:
         ("* * * *", "expected 5 fields (minute hour day-of-month month day-of-week), got 4"),
         ("", "expected 5 fields"),
         ("@reboot", "unknown alias '@reboot'"),
-        ("0 0 30 2 *", "invalid schedule '0 0 30 2 *': bad day-of-month field '30'"),
+        (
+            "0 0 30 2 *",
+            "invalid schedule '0 0 30 2 *': day-of-month '30' never occurs in month '2', "
+            "so it would never fire",
+        ),
+        ("0 0 31 4,6 *", "day-of-month '31' never occurs in month '4,6'"),
+        ("0 0 32 2 *", "invalid schedule '0 0 32 2 *': bad day-of-month field '32'"),
     ],
 )
 def test_bad_expressions_name_the_field(text: str, message: str) -> None:
