@@ -413,24 +413,32 @@ async def test_wall_clock_jumps_neither_double_fire_nor_stall(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The daemon's clock follows a wall clock that jumps: stepped back right after a fire, the
-    same time does not fire again; stepped forward by hours (a resume after a suspend), the
-    latest time fires once within one resync interval (10 s) and the rest count as missed."""
+    same time does not fire again, and the interval cron fires one interval after its last fire
+    (at 1h50 on the new wall timeline, not 2h: no extra wait); stepped forward by hours (a resume
+    after a suspend), the latest time fires once within one resync interval (10 s) and the rest
+    count as missed."""
     async with open_runtime(tmp_path) as rt:
         clock = rt.ctx.clock
         base, skew = clock.offset_ms, [0]
         clock.wall_time = lambda: (base + skew[0]) / 1000 + trio.current_time()
         await start(rt, "hourly")
-        await wait_fires(rt, 1)
+        await start(rt, "nightly")  # a calendar cron keeps its wall-time deadline
+        nightly_due = next_fire(rt, "nightly")
+        got = await wait_fires(rt, 1)
+        first_at = trio.current_time()
         skew[0] = -10 * MIN  # NTP steps the clock back 10 minutes, just after the fire
-        await trio.sleep(65 * 60)  # wall: 1h55m
-        assert len(fires(rt)) == 1
+        await rt.wait_until(lambda: next_fire(rt, "hourly") == EPOCH_MS + 110 * MIN, within=11)
+        assert next_fire(rt, "nightly") == nightly_due
         got = await wait_fires(rt, 2)
-        assert got[1].scheduled_at_ms == EPOCH_MS + 2 * HOUR
+        assert got[1].scheduled_at_ms == EPOCH_MS + 110 * MIN  # not 1h again, and not 2h
+        assert trio.current_time() - first_at == pytest.approx(3600, abs=1)  # one interval
+        assert rt.store.state.crons[f"{NS}/hourly"].last_scheduled_at_ms == EPOCH_MS + 110 * MIN
         await rt.wait_ended(got[1].pipeline_id)  # (else the next fire may meet it: concurrency)
+        await rt.supervisor.crons.stop(NS, "nightly")
         jumped_at = trio.current_time()
         skew[0] += 5 * HOUR  # the laptop slept five hours
         got = await wait_fires(rt, 3, within=11)
         assert trio.current_time() - jumped_at <= 10
-        assert (got[2].scheduled_at_ms, got[2].catch_up) == (EPOCH_MS + 7 * HOUR, False)
-        assert [e.count for e in skips(rt, "missed")] == [4]  # 3h, 4h, 5h and 6h
-        assert next_fire(rt, "hourly") == EPOCH_MS + 8 * HOUR
+        assert (got[2].scheduled_at_ms, got[2].catch_up) == (EPOCH_MS + 410 * MIN, False)
+        assert [e.count for e in skips(rt, "missed")] == [4]  # 2h50, 3h50, 4h50 and 5h50
+        assert next_fire(rt, "hourly") == EPOCH_MS + 470 * MIN

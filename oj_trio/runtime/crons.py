@@ -24,7 +24,9 @@ whatever the status (but not beyond ``concurrency``).
 
 Wall-clock jumps: the timer service re-reads the wall clock on every wake, so a suspend/resume or
 an NTP step is seen at the next wake; the plan's next deadline is always after both now and the
-fire just handled, so no scheduled time fires twice and no deadline is left behind.
+fire just handled, so no scheduled time fires twice and no deadline is left behind. An interval
+means elapsed time: after a step back, :meth:`CronService.on_clock_step` moves interval crons'
+deadlines back by the step, so they do not wait that much longer once.
 """
 
 from __future__ import annotations
@@ -229,6 +231,37 @@ class CronService:
         fire = None if plan.fire_at_ms is None else Fire(plan.fire_at_ms, catch_up=plan.catch_up)
         events.append(ev.TimerSet(id=fired.id, due_at_ms=plan.next_ms))
         await self._fire(record, runbook, cron, zone, fire, events)
+
+    async def on_clock_step(self, drift_ms: int) -> None:
+        """The wall clock stepped back by ``-drift_ms``: move every interval cron's deadline back
+        as much, so its next fire still comes one interval after the last one (on the new wall
+        timeline) rather than that much later. A calendar cron's times are wall times, so it is
+        left alone, and so is everything after a step forward (indistinguishable from a resume
+        after a suspend: the fires in between are missed, or caught up, like any late fire)."""
+        if drift_ms >= 0:
+            return
+        ctx = self.ctx
+        events: list[ev.EventBase] = []
+        for record in list(ctx.state.crons.values()):
+            timer = cron_id(record.namespace, record.name)
+            due = ctx.state.timers.get(timer)
+            if due is None or record.status != CronStatus.RUNNING:
+                continue
+            try:
+                _, cron = self.definition(record)
+            except OjError:
+                continue
+            if cron.interval_seconds is None:
+                continue
+            events.append(ev.TimerSet(id=timer, due_at_ms=due + drift_ms))
+            log.info(
+                "cron %s: the wall clock stepped back %d s; next fire moved to %s",
+                scoped_key(record.namespace, record.name),
+                -drift_ms // 1000,
+                iso(due + drift_ms, self.zone(cron)),
+            )
+        if events:
+            await ctx.commit(*events)
 
     def _missed_events(
         self, record: Cron, cron: CronDef, plan: Plan, now: int
