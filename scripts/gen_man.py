@@ -183,7 +183,8 @@ Run runbooks: commands, pipelines, queues and workers, through the \fBojd\fR dae
 \fBoj\fR is the client of \fBojd\fR(8): every command is one request over the daemon's Unix
 socket. Commands that change something start the daemon when none runs; queries (\fBlist\fR,
 \fBshow\fR, \fBstatus\fR) never do. Runbooks (\fI.oj/runbooks/*.hcl\fR in the project around the
-working directory) define commands, pipelines, queues and workers; the daemon reads them.
+working directory) define commands, pipelines (shell and AI agent steps), queues, workers and
+crons; the daemon reads them.
 Every command accepts \fB\-o json\fR for machine\-readable output and \fB\-\-project\fR to
 choose the namespace.
 """,
@@ -217,13 +218,16 @@ oj queue push bugs '{"id": "42"}'
 oj queue push bugs \-\-file items.jsonl
 oj queue wait bugs \-\-timeout 10m
 oj worker stop bugs          # dispatch nothing new; running pipelines finish
+oj cron start \-\-all          # fire the project's cron blocks on their schedules
+oj agent list                # agent steps and what they are doing
+oj session attach 1a2b3c4d   # watch (or help) the agent of a pipeline in tmux
 oj status \-\-watch            # the overview, redrawn until Ctrl\-C
 oj completion bash > ~/.local/share/bash\-completion/completions/oj
 oj daemon install\-unit       # run ojd under systemd \-\-user
 .fi
 """,
     "SEE ALSO": r"""
-\fBojd\fR(8), \fBsystemctl\fR(1), \fBloginctl\fR(1)
+\fBojd\fR(8), \fBtmux\fR(1), \fBsystemctl\fR(1), \fBloginctl\fR(1)
 """,
 }
 

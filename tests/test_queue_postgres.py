@@ -85,9 +85,10 @@ def marks() -> Iterator[Path]:
 
 @pytest.fixture
 def two(db: str, marks: Path) -> Iterator[tuple[Machine, Machine]]:
+    """Two daemons with the default lease (30 s): on a loaded machine a short lease could lapse
+    under a live daemon, and the item would rightly run again elsewhere."""
     with oj_env() as a, oj_env() as b:
-        lease = {"OJ_QUEUE_LEASE_MS": "1500"}
-        yield Machine(a, "A", db, marks, **lease), Machine(b, "B", db, marks, **lease)
+        yield Machine(a, "A", db, marks), Machine(b, "B", db, marks)
 
 
 def runs(marks: Path) -> dict[str, list[tuple[str, str]]]:
@@ -137,10 +138,15 @@ def _lines_of(marks: Path, what: str, tag: str) -> set[str]:
     return {n for n, lines in runs(marks).items() if (what, tag) in lines}
 
 
-def test_sigkilled_daemon_items_rerun_elsewhere_after_the_lease(
-    two: tuple[Machine, Machine], marks: Path
-) -> None:
-    a, b = two
+def test_sigkilled_daemon_items_rerun_elsewhere_after_the_lease(db: str, marks: Path) -> None:
+    with oj_env() as env_a, oj_env() as env_b:
+        lease = {"OJ_QUEUE_LEASE_MS": "1500"}
+        _rerun_after_sigkill(
+            Machine(env_a, "A", db, marks, **lease), Machine(env_b, "B", db, marks, **lease), marks
+        )
+
+
+def _rerun_after_sigkill(a: Machine, b: Machine, marks: Path) -> None:
     (marks / "hold.all").touch()
     a.ok("queue", "push", "q", "--file", "-", input=batch(range(4)))  # auto-starts A's worker
     wait_for(lambda: len(_lines_of(marks, "start", "A")) == 4, timeout=30, what="A runs 4")
@@ -251,6 +257,9 @@ def test_retry_cooldown_dead_and_manual_retry_across_two_daemons(
     events = [h.split(" ")[0] for h in item["history"]]
     assert events == ["claimed", "failed", "claimed", "dead"], item["history"]
     assert len([line for line in runs(marks)["x"] if line[0] == "start"]) == 2
+    # `oj status` on either daemon counts the shared queue: its dead item needs attention.
+    status = a.ok("status")
+    assert "1 dead item" in status and "oj queue retry q --all-dead" in status, status
     # A manual retry on the other daemon resets the count and wakes the workers everywhere.
     (marks / "fail.x").unlink()
     retried = b.env.oj("queue", "retry", "q", item_id[:8])
@@ -355,3 +364,26 @@ def test_a_claim_taken_over_elsewhere_stops_the_local_pipeline(db: str, marks: P
         assert item["status"] == "active" and item["worker_name"] == "w@other:1", item
         assert [h.split(" ")[0] for h in item["history"]] == ["claimed"], item["history"]
         assert "1" not in _lines_of(marks, "end", "A")
+
+
+def test_worker_stop_and_auto_start_keep_their_meaning_per_daemon(
+    two: tuple[Machine, Machine], marks: Path
+) -> None:
+    a, b = two
+    a.ok("worker", "start", "w")
+    a.ok("worker", "stop", "w")
+    b.ok("daemon", "start")
+    # A push on A wakes nobody there (its worker is stopped, sticky) and starts nothing on B.
+    a.ok("queue", "push", "q", "--file", "-", input=batch(range(3)))
+    assert a.json("worker", "list")[0]["status"] == "stopped"
+    assert b.json("worker", "list") == []
+    # A push on B auto-starts B's worker, which drains the shared queue.
+    b.ok("queue", "push", "q", '{"n": "3"}')
+    wait_for(lambda: status_counts(b)["completed"] == 4, what="B ran all four")
+    assert {n for n, lines in runs(marks).items() if lines[0] == ("start", "B")} == {
+        "0",
+        "1",
+        "2",
+        "3",
+    }
+    assert _lines_of(marks, "start", "A") == set()

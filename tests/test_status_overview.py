@@ -129,7 +129,7 @@ def test_text_has_each_part_and_the_attention_list() -> None:
     assert lines[0] == "oj daemon: up 1h1m | 2 active pipelines | 4 need attention"
     text = "\n".join(lines)
     assert "── proj ─" in text and "── other ─" in text
-    assert "    run1aaaa  build-run1aaaaaaaa  test  Running  1m" in text
+    assert "    run1aaaaaaaa  build-run1aaaaaaaa  test  Running  1m" in text
     assert "    fixer  ● running  1/3 active  bugs: 1 pending, 1 active, 1 retrying, 2 dead" in text
     assert "  Queues:" not in text, "a worker's queue is on the worker's line"
     assert "  Needs attention (4):" in text

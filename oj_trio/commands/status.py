@@ -161,7 +161,7 @@ def pipelines_lines(ns: Section, _now_ms: float) -> list[str]:
         return []
     rows = [
         [
-            p["id"][:8],
+            p["id"][:12],  # as in `oj pipeline list`
             p["name"],
             p["step"],
             p["step_status"],

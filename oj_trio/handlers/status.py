@@ -19,6 +19,7 @@ async def status_overview(s: Services, _query: StatusOverviewQuery) -> StatusOve
                 state=s.ctx.state,
                 now_ms=s.ctx.clock.now_ms(),
                 queue_errors=dict(s.workers.queue_errors),
+                shared_queues=await s.workers.shared_queues(),
             )
         ),
         "queue_errors": [error for _url, error in s.workers.remote.errors()],

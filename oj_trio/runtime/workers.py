@@ -32,6 +32,7 @@ import trio
 
 from .. import events as ev
 from ..errors import NotFoundError, OjError
+from ..messages import QueueSummary
 from ..pipeline_setup import prepare_pipeline
 from ..queues import retry
 from ..queues.backend import (
@@ -50,6 +51,7 @@ from ..runbook.model import Queue, Runbook
 from ..runbook.model import Worker as WorkerDef
 from ..state import Pipeline
 from ..timers import QueueRetryTimer
+from ..views.queues import queue_summary
 from .context import RuntimeContext, Supervision
 from .pipeline_start import start_pipelines
 from .remote_queues import RemoteQueues
@@ -161,6 +163,8 @@ class WorkerService:
                     return
                 self._wakes[key] = wake = trio.Event()
                 poll: float | None = None
+                # A stopped worker's items still get their outcomes (stop cancels nothing).
+                await self._settle_left_over(record)
                 if record.status == WorkerStatus.RUNNING and not self.supervisor.is_draining():
                     poll = await self._dispatch_safely(record)
                 # An external queue's `poll` is a period, not a deadline: a restart polls at
@@ -183,7 +187,6 @@ class WorkerService:
         except OjError as exc:
             log.error("worker %s: %s", record.name, exc)
             return None
-        await self._settle_left_over(record)
         try:
             await self._dispatch(record, definition, backend)
         except QueueError as exc:
@@ -481,13 +484,44 @@ class WorkerService:
     # -- queues shared with other daemons ------------------------------------------------------
 
     def _remote_wake(self, queue: tuple[str, str] | None) -> None:
-        """A database says a queue has news (None: any queue may have)."""
+        """A database says a queue has news (None: any queue may have, e.g. it is back: every
+        worker looks, stopped ones too, to settle items whose outcome it could not take)."""
         if queue is not None:
             self.wake_queue(*queue)
             return
-        for key, record in self.ctx.state.workers.items():
-            if record.status == WorkerStatus.RUNNING:
-                self.wake(key)
+        for key in list(self.ctx.state.workers):
+            self.wake(key)
+
+    async def shared_queues(self) -> list[QueueSummary]:
+        """Counts of the shared queues this daemon's workers serve, for ``oj status``; a queue
+        whose database is known to be away is left out (``oj status`` says it is away)."""
+        out: list[QueueSummary] = []
+        seen: set[tuple[str, str]] = set()
+        for record in list(self.ctx.state.workers.values()):
+            key = (record.namespace, record.queue_name)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                remote = self.remote.queue(record.project_root, *key)
+                if remote is None or remote.client.error is not None:
+                    continue
+                if self.definition(record).queue.type != "persisted":
+                    continue
+                counts = await remote.counts()
+            except OjError:
+                continue
+            names = sorted(
+                w.name
+                for w in self.ctx.state.workers.values()
+                if (w.namespace, w.queue_name) == key
+            )
+            out.append(
+                queue_summary(
+                    record.queue_name, record.namespace, "persisted", (), names, counts=counts
+                )
+            )
+        return out
 
     def _claim_lost(self, pipeline_id: str) -> None:
         """Another daemon claimed the item of ``pipeline_id`` (its lease lapsed here): the item

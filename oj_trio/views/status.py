@@ -10,12 +10,12 @@ filler here and one line to `SECTIONS`; if it needs something beyond durable sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypedDict
 
 import attrs
 
-from ..messages import AttentionItem, NamespaceStatus, StatusPipeline
+from ..messages import AttentionItem, NamespaceStatus, QueueSummary, StatusPipeline
 from ..records import CronStatus, Pipeline, scoped_key
 from ..state import MaterializedState, StepStatus
 from ..timers import cron_id
@@ -46,6 +46,9 @@ class StatusInputs:
     now_ms: int
     #: `ns/queue` → why its backend cannot be read right now (`WorkerService.queue_errors`).
     queue_errors: Mapping[str, str] = attrs.field(factory=dict)
+    #: Counts of the queues in a shared database that this daemon's workers serve (their items
+    #: are not in state; `WorkerService.shared_queues`).
+    shared_queues: Sequence[QueueSummary] = ()
 
 
 class Overview:
@@ -161,14 +164,17 @@ def workers(inputs: StatusInputs, overview: Overview) -> None:
 def queues(inputs: StatusInputs, overview: Overview) -> None:
     """Persisted queues holding pending, active, retry-waiting or dead items; dead items need
     attention."""
+    summaries = list(inputs.shared_queues)
     for items in inputs.state.queue_items.values():
         first = next(iter(items.values()), None)
-        if first is None:
-            continue
-        summary = queue_summary(first.queue_name, first.namespace, "persisted", items.values(), [])
+        if first is not None:
+            summaries.append(
+                queue_summary(first.queue_name, first.namespace, "persisted", items.values(), [])
+            )
+    for summary in summaries:
         if not (summary["pending"] or summary["active"] or summary["dead"] or summary["failed"]):
             continue
-        ns = overview.section(first.namespace)
+        ns = overview.section(summary["namespace"])
         ns["queues"].append(summary)
         if summary["dead"]:
             ns["attention"].append(
