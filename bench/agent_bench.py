@@ -9,6 +9,7 @@
   interval (1 s) and at 100 ms.
 
 Usage: .venv/bin/python bench/agent_bench.py [--agents 50] [--runs 20] [--window 20]
+       [--report FILE]
 """
 
 from __future__ import annotations
@@ -26,8 +27,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import Report, add_report_argument  # noqa: E402
 
 from oj_trio import protocol  # noqa: E402
+
+RUN_ALL_ORDER = 50
+RUN_ALL_ARGS = ["--agents", "20", "--runs", "10", "--window", "10"]
+RUN_ALL_SMOKE_ARGS = ["--agents", "2", "--runs", "2", "--window", "1"]
+RUN_ALL_TIMEOUT = 240
+
+#: What this run measured, for ``--report`` (bench/run_all).
+REPORT = Report("agent", "Agent steps (issue 10)")
 from oj_trio.client import Client  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -151,6 +163,10 @@ def spawn_latency(runs: int) -> None:
             step_ms = detail["steps"][-1]["started_at_ms"]  # type: ignore[index]
             delays.append(started_ns / 1e6 - float(step_ms))  # type: ignore[arg-type]
             world.client.call(protocol.request("PipelineCancel", ids=[pid]))
+        REPORT.figure(
+            "agent_start", "agent step start → its pane running, p50", statistics.median(delays),
+            "ms", note=f"p95 {pct(delays, 0.95):.1f} ms, min {min(delays):.1f} ms, {runs} runs",
+        )  # fmt: skip
         print(
             f"step start → pane running ({runs} sequential): p50 {statistics.median(delays):.1f} ms,"
             f" p95 {pct(delays, 0.95):.1f} ms, min {min(delays):.1f} ms"
@@ -176,6 +192,11 @@ def idle_cpu(agents: int, window: float) -> None:
         daemon_pct = (after[0] - before[0]) / TICKS / elapsed * 100
         tmux_pct = (after[1] - before[1]) / TICKS / elapsed * 100
         total = daemon_pct + tmux_pct
+        REPORT.figure(
+            "agent_idle_cpu", f"{agents} idle agents: ojd + tmux server CPU, % of one core",
+            total, "% of a core", note=f"ojd {daemon_pct:.2f} %, tmux {tmux_pct:.2f} %; "
+            f"{total / agents:.3f} % per agent; {window:.0f} s window",
+        )  # fmt: skip
         print(
             f"{agents} idle agents, {window:.0f} s window: ojd {daemon_pct:.2f} % of a core "
             f"(incl. the tmux clients it runs), tmux server {tmux_pct:.2f} %; total {total:.2f} % "
@@ -202,6 +223,11 @@ def idle_to_action(runs: int, poll_ms: int, idle_ms: int) -> None:
             output_ms = int(path.read_text()) / 1e6
             path.unlink()
             delays.append(float(rec["finished_at_ms"]) - output_ms - idle_ms)
+        REPORT.figure(
+            f"agent_idle_action_{poll_ms}",
+            f"agent idle → `on_idle` beyond the idle timeout, poll {poll_ms} ms, p50",
+            statistics.median(delays), "ms", note=f"p95 {pct(delays, 0.95):.0f} ms, {runs} runs",
+        )  # fmt: skip
         print(
             f"idle → on_idle (poll {poll_ms} ms, idle timeout {idle_ms} ms, {runs} runs): "
             f"delay after the timeout p50 {statistics.median(delays):.0f} ms, "
@@ -216,8 +242,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--window", type=float, default=20.0)
+    add_report_argument(parser)
     args = parser.parse_args()
     if shutil.which("tmux") is None:
+        REPORT.skip("tmux is not installed")
+        REPORT.write(args.report)
         raise SystemExit("tmux is not installed")
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
     spawn_latency(args.runs)
@@ -225,6 +254,7 @@ def main() -> None:
     idle_to_action(max(5, args.runs // 2), 1000, 1000)
     idle_to_action(max(5, args.runs // 2), 100, 1000)
     print(f"load average {os.getloadavg()[0]:.1f}")
+    REPORT.write(args.report)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,14 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Report, add_report_argument
+
+RUN_ALL_ORDER = 20
+RUN_ALL_ARGS = ["--runs", "20", "--requests", "3000"]
+RUN_ALL_SMOKE_ARGS = ["--runs", "2", "--requests", "20"]
+RUN_ALL_TIMEOUT = 180
+
 BIN = Path(sys.executable).parent
 OJ = str(BIN / "oj")
 OJD = str(BIN / "ojd")
@@ -130,8 +138,10 @@ def process_times(
     return walls, cpus
 
 
-def report_processes(label: str, env: dict[str, str], runs: int) -> None:
+def report_processes(label: str, env: dict[str, str], runs: int) -> dict[str, float]:
+    """Print the table; return this checkout's oj / minimal client ("wall", "CPU"; medians)."""
     walls, cpus = process_times(env, runs)
+    ratios: dict[str, float] = {}
     print(f"\nwhole process, {label}, {runs} runs each (interleaved), ms:")
     print(
         f"  {'variant':30} {'wall p50':>9} {'wall p90':>9} {'wall min':>9} "
@@ -151,11 +161,16 @@ def report_processes(label: str, env: dict[str, str], runs: int) -> None:
             if not name.endswith("oj daemon status"):
                 continue
             ojt = statistics.median(table[name])
+            if name == "oj daemon status":
+                ratios[kind] = ojt / mini
+                ratios[f"{kind} oj ms"] = ojt * 1e3
+                ratios[f"{kind} minimal ms"] = mini * 1e3
             print(
                 f"  {kind:4}: {name.removesuffix('daemon status')}/ minimal client = "
                 f"{ojt / mini:.2f}x (target <= 1.3x); oj - bare python = "
                 f"{(ojt - bare) * 1e3:.1f} ms; minimal - bare = {(mini - bare) * 1e3:.1f} ms"
             )
+    return ratios
 
 
 def round_trips(path: str, requests: int, clients: int) -> tuple[list[float], float]:
@@ -201,7 +216,9 @@ def main() -> None:
         metavar="LABEL=OJ",
         help="another oj executable to time in the same runs (e.g. an older checkout's)",
     )
+    add_report_argument(parser)
     args = parser.parse_args()
+    report = Report("client", "Daemon and client (issue 4)")
     add_variants(args.also)
 
     root = Path(tempfile.mkdtemp(prefix="ojb", dir="/tmp"))
@@ -228,15 +245,30 @@ def main() -> None:
             ("bytecode cached (as installed)", compiled),
             ("no bytecode cache (PYTHONDONTWRITEBYTECODE=1)", source_only),
         ):
-            report_processes(label, run_env, args.runs)
+            ratios = report_processes(label, run_env, args.runs)
+            installed = run_env is compiled
+            wall, cpu = ratios["wall"], ratios["CPU"]
+            report.figure(
+                "cli_round_trip" if installed else "cli_round_trip_no_pyc",
+                f"`oj daemon status` / minimal stdlib client, whole process, {label}",
+                wall, "×", target="≤ 1.3×" if installed else "", ok=wall <= 1.3 if installed else None,
+                ratio=wall / 1.3 if installed else None, spec=installed,
+                note=f"oj {ratios['wall oj ms']:.1f} ms vs {ratios['wall minimal ms']:.1f} ms "
+                f"(wall p50); CPU ratio {cpu:.2f}×",
+            )  # fmt: skip
         print(f"\nPing round trips, {args.requests} requests, one connection each:")
         for clients in (1, 32):
             lat, rate = round_trips(sock_path, args.requests, clients)
+            report.figure(
+                f"ping_{clients}", f"Ping round trip, {clients} client(s), connection per request",
+                rate, "req/s", note=f"p50 {pct(lat, 0.5) * 1e6:.0f} µs, p99 {pct(lat, 0.99) * 1e6:.0f} µs",
+            )  # fmt: skip
             print(
                 f"  {clients:2d} client(s): p50 {pct(lat, 0.5) * 1e6:7.0f} us  "
                 f"p99 {pct(lat, 0.99) * 1e6:7.0f} us  {rate:8.0f} req/s"
             )
         print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+        report.write(args.report)
     finally:
         subprocess.run(
             [OJ, "daemon", "stop"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

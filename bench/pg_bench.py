@@ -21,6 +21,7 @@ without workers; wal vs pg), and push → first step spawned p50/p99 (the step w
 by B, woken by LISTEN/NOTIFY).
 
 Usage: .venv/bin/python bench/pg_bench.py [--runs 3] [--jobs 1000] [--samples 200]
+       [--report FILE]
 """
 
 from __future__ import annotations
@@ -43,8 +44,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from pg_cluster import MISSING, PgCluster, find_bin_dir  # noqa: E402
+from report import Report, add_report_argument  # noqa: E402
+
+RUN_ALL_ORDER = 60
+RUN_ALL_ARGS = ["--runs", "2", "--samples", "100"]
+RUN_ALL_SMOKE_ARGS = ["--runs", "1", "--jobs", "20", "--samples", "10"]
+RUN_ALL_TIMEOUT = 300
 
 NAMESPACE = "bench"
 RUNBOOK = """\
@@ -238,6 +246,14 @@ def first_step(pusher: Daemon, runner: Daemon, probe: Path, samples: int) -> lis
     return out
 
 
+def record(report: Report, key: str, label: str, values: list[float]) -> list[float]:
+    report.figure(
+        key, label, statistics.median(values), "ms",
+        note=f"p99 {pct(values, 0.99):.2f} ms, n={len(values)}",
+    )  # fmt: skip
+    return values
+
+
 def line(name: str, values: list[float]) -> str:
     return (
         f"  {name:<34} p50 {statistics.median(values):6.2f} ms   p99 {pct(values, 0.99):6.2f} ms"
@@ -250,9 +266,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=200)
+    add_report_argument(parser)
     args = parser.parse_args()
+    report = Report("pg", "Shared queues on PostgreSQL (issue 12)")
     bin_dir = find_bin_dir()
     if bin_dir is None:
+        report.skip(MISSING)
+        report.write(args.report)
         raise SystemExit(MISSING)
     base = Path(tempfile.mkdtemp(prefix="ojpgb", dir="/tmp"))
     cluster = PgCluster(bin_dir, fast=False)
@@ -283,27 +303,50 @@ def main() -> int:
             f"  median: wal {med['wal']:.2f} s, pg {med['pg']:.2f} s, pg×2 {med['pg×2']:.2f} s;"
             f" pg/wal {med['pg'] / med['wal']:.2f}, pg×2/pg {med['pg×2'] / med['pg']:.2f}"
         )
+        runs = {k: " / ".join(f"{w:.2f}" for w in v) for k, v in walls.items()}
+        report.figure(
+            "pg_jobs_vs_wal", f"{args.jobs:,} jobs, queue in PostgreSQL / queue in the WAL, wall",
+            med["pg"] / med["wal"], "×", note=f"wal {runs['wal']} s, pg {runs['pg']} s",
+        )  # fmt: skip
+        report.figure(
+            "pg_two_daemons", f"{args.jobs:,} jobs, two daemons on one database / one daemon, "
+            "wall (same 2 cores)", med["pg×2"] / med["pg"], "×", note=f"pg×2 {runs['pg×2']} s",
+        )  # fmt: skip
         print("push → durable ack (Python client, one at a time, no worker on the queue):")
         with daemons(base, base / "probe", [None]) as (local,):
             local.queue("sink")
-            print(line("wal", acks(local, args.samples)))
+            print(line("wal", record(report, "pg_ack_wal", "push → durable ack, WAL queue, p50",
+                                     acks(local, args.samples))))  # fmt: skip
         url = cluster.createdb()
         with daemons(base, base / "probe", [url, url]) as (a, b):
             a.queue("sink")
             b.queue("sink")
-            print(line("pg", acks(a, args.samples)))
+            print(line("pg", record(report, "pg_ack_pg", "push → durable ack, PostgreSQL "
+                                    "queue, p50", acks(a, args.samples))))  # fmt: skip
             n = max(20, args.samples // 4)
             print("push → first step spawned (idle worker of concurrency 1):")
-            print(line("pg, pushed on A, run by B", first_step(a, b, base / "probe", n)))
+            other = first_step(a, b, base / "probe", n)
+            record(report, "pg_first_other", "push → first step, pushed on A, run by B, p50", other)
+            print(line("pg, pushed on A, run by B", other))
         with daemons(base, base / "probe", [cluster.createdb()]) as (one,):
             one.queue("probe")
-            print(line("pg, same daemon", first_step(one, one, base / "probe", n)))
+            same = first_step(one, one, base / "probe", n)
+            record(
+                report,
+                "pg_first_same",
+                "push → first step, PostgreSQL queue, same daemon, p50",
+                same,
+            )
+            print(line("pg, same daemon", same))
         with daemons(base, base / "probe", [None]) as (local,):
             local.queue("probe")
-            print(line("wal, same daemon", first_step(local, local, base / "probe", n)))
+            same = first_step(local, local, base / "probe", n)
+            record(report, "pg_first_wal", "push → first step, WAL queue, same daemon, p50", same)
+            print(line("wal, same daemon", same))
     finally:
         cluster.destroy()
         shutil.rmtree(base, ignore_errors=True)
+    report.write(args.report)
     return 0
 
 

@@ -30,8 +30,20 @@ Install the peers (benchmark-only; not in pyproject.toml nor CI):
     apt-get update && apt-get install -y task-spooler redis-server   # binary: /usr/bin/tsp
     .venv/bin/pip install huey rq
 
+Every run's directory (oj's state dir with its 1,000 pipeline logs, tsp's 1,000 output files) is
+deleted only when the whole invocation ends: on this machine's ext4 (no journal) a file created in a
+block group where many inodes were freed in the last minutes costs up to ≈ 0.5 ms of kernel CPU
+(the allocator skips every recently freed inode), so deleting run N's files taxed run N+1 of every
+system (see `bench/limits_bench.py`).
+
+pushes/s (SPEC §7: "≥ 65 % of the same run's no-fsync request rate") is measured three ways on
+fresh daemons, interleaved: durable `QueuePush`, the same pushes to a daemon whose WAL does not
+fsync (started through a bench-only wrapper that passes `sync=False` to the WAL writer; nothing in
+oj can switch durability off), and `Ping` (no WAL at all; the stand-in used before).
+
 Usage: .venv/bin/python bench/queue_bench.py [--runs 3] [--jobs 1000] [--peers-only]
        [--systems oj,tsp,huey,rq,floor] [--huey-kind thread|process] [--rq-worker simple|fork]
+       [--report FILE] [--tiny]
 """
 
 from __future__ import annotations
@@ -54,6 +66,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from report import Report, add_report_argument, markdown_table  # noqa: E402
+
+RUN_ALL_ORDER = 40
+RUN_ALL_ARGS = ["--runs", "3"]
+RUN_ALL_SMOKE_ARGS = ["--tiny", "--systems", "oj,tsp,floor"]
+RUN_ALL_TIMEOUT = 420
 BIN = Path(sys.executable).parent
 CONCURRENCY = 16
 POLL = 0.01  # seconds between "all done?" polls, for every system
@@ -169,8 +188,36 @@ def oj_available() -> str | None:
     return None
 
 
+#: A daemon whose WAL writes without fsync: the yardstick of the pushes/s figure only.
+NO_FSYNC_DAEMON = """\
+import sys
+
+import oj_trio.wal as wal
+
+_init = wal.WalWriter.__init__
+
+
+def init(self, *args, **kwargs):
+    kwargs["sync"] = False
+    _init(self, *args, **kwargs)
+
+
+wal.WalWriter.__init__ = init
+from oj_trio.daemon import main
+
+sys.exit(main())
+"""
+
+
+def no_fsync_daemon(base: Path) -> Path:
+    path = base / "ojd-no-fsync"
+    path.write_text(f"#!{sys.executable}\n{NO_FSYNC_DAEMON}")
+    path.chmod(0o755)
+    return path
+
+
 class OjDaemon:
-    def __init__(self, base: Path, project: Path) -> None:
+    def __init__(self, base: Path, project: Path, binary: Path | None = None) -> None:
         from oj_trio.client import Client
 
         self.state = Path(tempfile.mkdtemp(prefix="s", dir=base))
@@ -178,7 +225,7 @@ class OjDaemon:
         self.env = {
             **os.environ,
             "OJ_STATE_DIR": str(self.state),
-            "OJ_DAEMON_BINARY": str(BIN / "ojd"),
+            "OJ_DAEMON_BINARY": str(binary or BIN / "ojd"),
             "OJ_NAMESPACE": NAMESPACE,
         }
         self.client = Client(self.env)
@@ -240,7 +287,7 @@ class OjDaemon:
             print(f"  (oj daemon stop: {exc}; killing pid {self.pid})", file=sys.stderr)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-        shutil.rmtree(self.state, ignore_errors=True)
+        # The state directory goes with the whole bench directory at the end (see the docstring).
 
 
 class Oj:
@@ -316,15 +363,16 @@ class Oj:
         finally:
             daemon.stop()
 
-    def side_figures(self) -> list[str]:
-        """Once per invocation, on a fresh daemon."""
+    def side_figures(self, report: Report, small: bool = False) -> list[str]:
+        """Once per invocation, on fresh daemons; figures also go into ``report``."""
+        n_cli, n_rt, n_rate = (3, 20, 200) if small else (20, 300, 2000)
         daemon = OjDaemon(self.base, self.project)
         lines = []
         try:
             daemon.queue("sink")  # warm the runbook
             # push → durable ack, whole `oj queue push` process (no worker on `sink`).
             times = []
-            for i in range(20):
+            for i in range(n_cli):
                 t0 = time.perf_counter()
                 out = daemon.oj("queue", "push", "sink", json.dumps({"n": f"cli{i}"}))
                 times.append(time.perf_counter() - t0)
@@ -333,43 +381,99 @@ class Oj:
             lines.append(
                 f"push → durable ack, whole `oj queue push` process: median "
                 f"{statistics.median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f}, "
-                f"max {max(times) * 1e3:.1f} ms (20 pushes)"
+                f"max {max(times) * 1e3:.1f} ms ({n_cli} pushes)"
             )
+            report.figure(
+                "push_cli", "push → durable ack, whole `oj queue push` process, median",
+                statistics.median(times) * 1e3, "ms",
+                note=f"min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f} ms",
+            )  # fmt: skip
             # The same from a Python client in this process (connect + request + durable ack).
             times = []
-            for i in range(300):
+            for i in range(n_rt):
                 t0 = time.perf_counter()
                 daemon.push("sink", {"n": f"rt{i}"})
                 times.append(time.perf_counter() - t0)
             times.sort()
+            p50, p99 = times[len(times) // 2] * 1e3, times[int(len(times) * 0.99)] * 1e3
             lines.append(
                 f"push → durable ack, Python client round trip (connection per request): p50 "
-                f"{times[len(times) // 2] * 1e3:.2f} ms, p99 {times[int(len(times) * 0.99)] * 1e3:.2f} ms "
-                "(300 sequential pushes)"
+                f"{p50:.2f} ms, p99 {p99:.2f} ms ({n_rt} sequential pushes)"
             )
-            # pushes/s from 32 concurrent clients, against Pings (no WAL) the same way.
-            for label, call in (
-                ("QueuePush (durable)", lambda i: daemon.push("sink", {"n": f"c{i}"})),
-                ("Ping (no WAL, reference)", lambda i: daemon.client.answers()),
-            ):
-                with concurrent.futures.ThreadPoolExecutor(32) as pool:
-                    list(pool.map(call, range(64)))  # warm the threads
-                    t0 = time.perf_counter()
-                    list(pool.map(call, range(2000)))
-                    rate = 2000 / (time.perf_counter() - t0)
-                lines.append(f"32 client threads, 2,000 {label}: {rate:,.0f}/s")
-            lines.append(self.first_spawn(daemon))
+            what = "Python client round trip (connect, request, durable ack): an upper bound"
+            report.figure(
+                "push_ack_p50", f"push → durable ack, one client, p50 ({what})", p50, "ms",
+                target="p50 ≤ 1 ms", ok=p50 <= 1, ratio=p50 / 1, spec=True,
+            )  # fmt: skip
+            report.figure(
+                "push_ack_p99", f"push → durable ack, one client, p99 ({what})", p99, "ms",
+                target="p99 ≤ 5 ms", ok=p99 <= 5, ratio=p99 / 5, spec=True,
+            )  # fmt: skip
+            text, stamps = self.first_spawn(daemon, 5 if small else 20)
+            lines.append(text)
+            first = statistics.median(stamps) * 1e3
+            report.figure(
+                "push_first_step", "push → the handler's first shell step running, p50", first,
+                "ms", target="p50 ≤ 5 ms", ok=first <= 5, ratio=first / 5, spec=True,
+                note=text.split(": ", 1)[-1],
+            )  # fmt: skip
         finally:
             daemon.stop()
+        lines += self.push_rates(report, n_rate, 1 if small else 2)
         return lines
 
-    def first_spawn(self, daemon: OjDaemon) -> str:
-        """push → the handler's step running, over 20 single pushes to an idle worker."""
+    def push_rates(self, report: Report, count: int, rounds: int) -> list[str]:
+        """pushes/s from 32 client threads: durable, with the WAL's fsync off, and Pings."""
 
-        def settle(count: int) -> None:
+        def rate(daemon: OjDaemon, call: Callable[[int], Any]) -> float:
+            with concurrent.futures.ThreadPoolExecutor(32) as pool:
+                list(pool.map(call, range(64)))  # warm the threads
+                t0 = time.perf_counter()
+                list(pool.map(call, range(count)))
+                return count / (time.perf_counter() - t0)
+
+        rates: dict[str, list[float]] = {"durable": [], "no-fsync": [], "ping": []}
+        for _ in range(rounds):
+            for kind, binary in (("durable", None), ("no-fsync", no_fsync_daemon(self.base))):
+                daemon = OjDaemon(self.base, self.project, binary)
+                try:
+                    daemon.queue("sink")
+                    rates[kind].append(
+                        rate(daemon, lambda i, d=daemon: d.push("sink", {"n": str(i)}))
+                    )
+                    if kind == "durable":
+                        rates["ping"].append(rate(daemon, lambda i, d=daemon: d.client.answers()))
+                finally:
+                    daemon.stop()
+        durable, nofsync, ping = (statistics.median(rates[k]) for k in rates)
+        cells = {k: " / ".join(f"{r:,.0f}" for r in v) for k, v in rates.items()}
+        report.figure(
+            "push_rate", "durable `QueuePush`/s, 32 clients / the same pushes with the WAL's "
+            "fsync off (same run)", durable / nofsync, "×", target="≥ 65 %",
+            ok=durable / nofsync >= 0.65, ratio=durable / nofsync / 0.65, spec=True,
+            note=f"durable {cells['durable']}/s, no-fsync {cells['no-fsync']}/s",
+        )  # fmt: skip
+        report.figure(
+            "push_rate_vs_ping", "durable `QueuePush`/s / `Ping`/s (no WAL at all), 32 clients",
+            durable / ping, "×", note=f"Ping {cells['ping']}/s",
+        )  # fmt: skip
+        return [
+            f"32 client threads, {count:,} durable QueuePush: {cells['durable']}/s",
+            f"32 client threads, {count:,} QueuePush to a daemon without fsync: "
+            f"{cells['no-fsync']}/s",
+            f"32 client threads, {count:,} Ping (no WAL): {cells['ping']}/s",
+            f"durable pushes / no-fsync pushes: {durable / nofsync:.0%}; / Pings: "
+            f"{durable / ping:.0%}",
+        ]
+
+    def first_spawn(self, daemon: OjDaemon, count: int = 20) -> tuple[str, list[float]]:
+        """push → the handler's step running, over ``count`` single pushes to an idle worker;
+        returns the text and the latencies (s) until bash ran the step."""
+
+        def settle(done: int) -> None:
             wait_until(
                 lambda: (
-                    daemon.queue("probe")["completed"] >= count
+                    daemon.queue("probe")["completed"] >= done
                     and not any(w["active"] for w in daemon.workers() if w["name"] == "prober")
                 ),
                 time.monotonic() + 30,
@@ -382,7 +486,7 @@ class Oj:
         daemon.push("probe", {"n": "warm"})  # auto-starts the worker
         settle(1)
         stamps, acks = [], []
-        for i in range(20):
+        for i in range(count):
             time.sleep(0.05)  # idle
             t0 = time.time()
             daemon.push("probe", {"n": str(i)})
@@ -393,7 +497,7 @@ class Oj:
             settle(i + 2)
         started = self.step_started_latencies(daemon)
         text = (
-            f"push → first step running (20 single pushes to an idle worker of concurrency 1): "
+            f"push → first step running ({count} single pushes to an idle worker of concurrency 1): "
             f"bash's $EPOCHREALTIME in the step, p50 {statistics.median(stamps) * 1e3:.1f} ms, "
             f"max {max(stamps) * 1e3:.1f} ms (ack p50 {statistics.median(acks) * 1e3:.1f} ms)"
         )
@@ -402,7 +506,7 @@ class Oj:
                 f"; WAL `queue:pushed` → `step:started` (ms clock): p50 {statistics.median(started):.0f} ms, "
                 f"max {max(started):.0f} ms"
             )
-        return text
+        return text, stamps
 
     def step_started_latencies(self, daemon: OjDaemon) -> list[float]:
         """From the WAL: queue:pushed.pushed_at_epoch_ms → the handler's step:started.at_ms."""
@@ -492,7 +596,7 @@ class TaskSpooler:
             return {"wall": wall, "submit": submitted, "extra": ""}
         finally:
             subprocess.run([tsp, "-K"], env=env, capture_output=True, timeout=10)
-            shutil.rmtree(work, ignore_errors=True)
+            # `work` goes with the whole bench directory at the end (see the docstring).
 
     def teardown(self) -> None:
         pass
@@ -743,7 +847,12 @@ def main() -> int:
         help="measure this checkout's committed HEAD (exported with `git archive` under /tmp), "
         "not the working tree other engineers may be editing",
     )
+    parser.add_argument("--tiny", action="store_true", help="20 jobs, 1 run (smoke test only)")
+    add_report_argument(parser)
     opts = parser.parse_args()
+    if opts.tiny:
+        opts.jobs, opts.runs = 20, 1
+    report = Report("queue", "Queues: 1,000 trivial jobs against peers (issue 9)")
     base = Path(tempfile.mkdtemp(prefix="ojq", dir="/tmp"))  # short: socket paths ≤ 107 bytes
     tree_label = ""
     if opts.head:
@@ -811,6 +920,7 @@ def main() -> int:
             except Skip as exc:
                 ready.remove(system)
                 print(f"# {system.name}: skipped: {exc}")
+                report.note(f"{system.name}: skipped: {exc}")
         for run in range(opts.runs):
             for system in ready:
                 try:
@@ -832,7 +942,7 @@ def main() -> int:
         if not opts.no_side:
             for system in ready:
                 if isinstance(system, Oj):
-                    side = system.side_figures()
+                    side = system.side_figures(report, small=opts.tiny)
     finally:
         for system in reversed(ready):
             try:
@@ -842,8 +952,7 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     print()
-    print(f"| system | wall, {opts.runs} runs (s) | jobs/s (median) | submit (s) | how |")
-    print("|---|---|---|---|---|")
+    rows = []
     for system in ready:
         runs = results.get(system.name, [])
         walls = [r["wall"] for r in runs if isinstance(r, dict)]
@@ -851,11 +960,58 @@ def main() -> int:
         cells = " / ".join(f"{r['wall']:.2f}" if isinstance(r, dict) else "✘" for r in runs)
         rate = f"{opts.jobs / statistics.median(walls):.0f}" if walls else "—"
         sub = " / ".join(f"{s:.2f}" for s in subs)
-        print(f"| {system.name} | {cells} | {rate} | {sub} | {'; '.join(system.notes)} |")
+        extra = " / ".join(str(r["extra"]) for r in runs if isinstance(r, dict) and r["extra"])
+        how = "; ".join(system.notes + ([extra] if extra else []))
+        rows.append([system.name, cells, rate, sub, how])
+    table = markdown_table(
+        ["system", f"wall, {opts.runs} runs (s)", "jobs/s (median)", "submit (s)", "how"], rows
+    )
+    print(table)
+    report.table(
+        f"{opts.jobs:,} × `true`, concurrency {CONCURRENCY}, systems interleaved run by run "
+        f"(oj tree: {tree_label}):\n\n{table}"
+    )
+    compare_runs(report, results, opts.jobs)
     for line in side:
         print(f"* {line}")
+        report.note(line)
     print(f"# {uptime()}")
+    report.write(opts.report)
     return 0
+
+
+def compare_runs(report: Report, results: dict[str, list[dict[str, Any] | str]], jobs: int) -> None:
+    """oj against each peer, run by run (the runs were interleaved: same machine state)."""
+
+    def walls(name: str) -> list[float | None]:
+        """The runs of ``name`` (a peer run in several variants, e.g. huey-thread: the first)."""
+        match = next((k for k in results if k == name or k.startswith(f"{name}-")), None)
+        return [r["wall"] if isinstance(r, dict) else None for r in results.get(match or "", [])]
+
+    mine = walls("oj")
+    if not mine:
+        return
+    for peer, label, spec_target in (
+        ("tsp", "task-spooler (`tsp -S 16`)", "< 1 (faster)"),
+        ("huey", "Huey (SQLite, 16 threads)", "< 1 (ahead)"),
+        ("rq", "RQ (local Redis, 16 workers)", "< 1 (ahead)"),
+    ):
+        theirs = walls(peer)
+        pairs = [(a, b) for a, b in zip(mine, theirs, strict=False) if a and b]
+        if not pairs:
+            report.note(f"oj vs {label}: not measured (no run of both completed; see the notes)")
+            continue
+        ratios = [a / b for a, b in pairs]
+        median = statistics.median(ratios)
+        wins = sum(1 for r in ratios if r < 1)
+        report.figure(
+            f"jobs_vs_{peer}",
+            f"{jobs:,} trivial jobs (one batch push, worker concurrency 16): oj wall / {label} "
+            "wall, same run",
+            median, "×", target=spec_target, ok=median < 1, ratio=median, spec=jobs == 1000,
+            note=f"per run: {' / '.join(f'{r:.2f}' for r in ratios)}; oj faster in {wins} of "
+            f"{len(ratios)}",
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

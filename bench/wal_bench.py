@@ -20,11 +20,19 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import Report, add_report_argument
 
 from oj_trio import events as ev
 from oj_trio import wal
 from oj_trio.state import MaterializedState
 from oj_trio.store import Store
+
+RUN_ALL_ORDER = 10
+RUN_ALL_ARGS = ["--quick"]
+RUN_ALL_SMOKE_ARGS = ["--tiny"]
+RUN_ALL_TIMEOUT = 180
 
 
 def raw_fsync_rate(tmp: Path, n: int) -> float:
@@ -169,32 +177,61 @@ def restart_with_pipelines(tmp: Path, n_pipelines: int) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs")
+    ap.add_argument("--tiny", action="store_true", help="minimal sizes (smoke test only)")
     ap.add_argument("--million", action="store_true", help="also replay 10^6 events")
+    add_report_argument(ap)
     args = ap.parse_args()
-    duration = 1.0 if args.quick else 3.0
+    duration = 0.1 if args.tiny else 1.0 if args.quick else 3.0
+    report = Report("wal", "WAL and store (issue 3)")
     with tempfile.TemporaryDirectory(dir=os.environ.get("OJ_BENCH_DIR")) as tmpdir:
         tmp = Path(tmpdir)
-        raw = raw_fsync_rate(tmp, 500 if args.quick else 2000)
+        raw = raw_fsync_rate(tmp, 20 if args.tiny else 500 if args.quick else 2000)
         print(f"raw write+fdatasync of one line: {raw:,.0f}/s ({1e3 / raw:.3f} ms each)")
+        report.figure("raw_fsync", "raw `write` + `fdatasync` of one line", raw, "/s")
         for c in (1, 8, 32):
             r = commit_rate(tmp, c, duration)
+            per_fsync = r["appends"] / max(r["fsyncs"], 1)
             print(
                 f"durable commits, {c:2d} appenders: {r['rate']:>9,.0f}/s  "
                 f"p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
-                f"({r['appends'] / max(r['fsyncs'], 1):.1f} appends/fsync; "
+                f"({per_fsync:.1f} appends/fsync; "
                 f"{r['rate'] / raw:.1f}x raw fsync rate)"
             )
+            note = f"p50 {r['p50']:.3f} ms, p99 {r['p99']:.3f} ms, {per_fsync:.1f} appends/fsync"
+            if c == 32:
+                report.figure(
+                    "wal_appends_32", "durable WAL appends/s, 32 concurrent appenders",
+                    r["rate"], "/s", target="≥ 50,000/s", ok=r["rate"] >= 50_000,
+                    ratio=r["rate"] / 50_000, spec=True, note=note,
+                )  # fmt: skip
+            else:
+                report.figure(f"wal_appends_{c}", f"durable WAL appends/s, {c} appender(s)",
+                              r["rate"], "/s", note=note)  # fmt: skip
         r = commit_rate(tmp, 32, duration, sync=False)
         print(f"no-fsync commits, 32 appenders: {r['rate']:>9,.0f}/s (the ceiling without disk)")
-        sizes = [10**5] + ([10**6] if args.million else [])
+        report.figure("wal_appends_32_nofsync", "WAL appends/s, 32 appenders, fsync off (CPU "
+                      "ceiling of the path)", r["rate"], "/s")  # fmt: skip
+        sizes = [10**3 if args.tiny else 10**5] + ([10**6] if args.million else [])
         for n in sizes:
             rate, dt, size = replay_rate(tmp, n)
             print(
                 f"replay {n:>9,} events: {rate:>9,.0f} events/s ({dt:.2f} s, {size / 1e6:.0f} MB)"
             )
-        dt, size = restart_with_pipelines(tmp, 10_000)
-        print(f"restart with 10,000 pipelines (snapshot {size / 1e6:.1f} MB): {dt * 1e3:.0f} ms")
+            report.figure(
+                f"replay_{n}", f"WAL replay, {n:,} events", rate, "events/s",
+                target="≥ 150,000 events/s", ok=rate >= 150_000, ratio=rate / 150_000,
+                spec=True, note=f"{dt:.2f} s, {size / 1e6:.0f} MB",
+            )  # fmt: skip
+        pipelines = 100 if args.tiny else 10_000
+        dt, size = restart_with_pipelines(tmp, pipelines)
+        print(f"restart, {pipelines:,} pipelines (snapshot {size / 1e6:.1f} MB): {dt * 1e3:.0f} ms")
+        report.figure(
+            "restart_10k", f"restart with {pipelines:,} pipelines in state (snapshot "
+            f"{size / 1e6:.1f} MB)", dt * 1e3, "ms", target="< 1 s", ok=dt < 1.0,
+            ratio=dt / 1.0, spec=True,
+        )  # fmt: skip
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    report.write(args.report)
 
 
 if __name__ == "__main__":

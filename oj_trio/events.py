@@ -501,6 +501,7 @@ class CronSkipped(EventBase):
     TAG = "cron:skipped"
     cron_name: str
     namespace: str = ""
+    #: The fire skipped (``missed``: the latest of those missed, the cron's phase from then on).
     scheduled_at_ms: int
     #: ``concurrency`` (too many runs still active) or ``missed`` (due while the daemon was down
     #: or asleep, and outside any ``catch_up`` window).

@@ -84,6 +84,7 @@ class Supervisor:
         self.timers.register(COOLDOWN, self.agents.on_cooldown_timer)
         self.crons = CronService(self.ctx, self)
         self.timers.register(CRON, self.crons.on_timer)
+        self.timers.on_clock_step(self.crons.on_clock_step)
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, PipelineTask] = {}
         self._draining = False

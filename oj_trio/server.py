@@ -18,6 +18,7 @@ from pathlib import Path
 import trio
 
 from . import messages, paths, protocol, sdnotify
+from .adapters.process import live_shells
 from .errors import DaemonError, OjError, ProtocolError
 from .handlers import Route, Services, all_routes
 from .listener import open_listener, serve
@@ -38,6 +39,8 @@ class Daemon:
     def __init__(self, state_dir: Path, store: Store) -> None:
         self.state_dir = state_dir
         self.store = store
+        # A lone commit may fsync on the loop only while no shell runs (see WalWriter.inline_ok).
+        store.writer.inline_ok = lambda: live_shells() == 0
         self.stop_grace = env_seconds("OJ_STOP_GRACE_MS", 10000)
         self._shutdown = trio.Event()
         self._kill_sessions = False

@@ -106,6 +106,10 @@ class _CheckpointRequest:
     error: BaseException | None = None
 
 
+def _always() -> bool:
+    return True
+
+
 def _fdatasync(fd: int) -> None:
     (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
@@ -182,6 +186,10 @@ class WalWriter:
         self._run_blocking = run_blocking
         #: Lone commits write on the loop (see :meth:`_flush`); not when a test injected its own.
         self._inline_lone = run_blocking is trio.to_thread.run_sync
+        #: Whether blocking the loop for one write + fsync is acceptable right now (the daemon says
+        #: no while shells run: their exits and the next spawns would wait behind the fsync,
+        #: which under load takes milliseconds).
+        self.inline_ok: Callable[[], bool] = _always
         self._open = _Batch()
         #: The batch being written and fsynced (None between batches).
         self._inflight: _Batch | None = None
@@ -202,6 +210,11 @@ class WalWriter:
     def stopped(self) -> trio.Event:
         """Set once the flusher task has ended (closed or failed)."""
         return self._stopped
+
+    def idle(self) -> bool:
+        """Nothing is being written and nothing waits to be: a blocking call on the loop now
+        holds up no commit."""
+        return self._inflight is None and not self._open.lines
 
     @property
     def last_seq(self) -> int:
@@ -318,7 +331,7 @@ class WalWriter:
         data = b"".join(batch.lines)
         write = functools.partial(self._write_sync, data)
         try:
-            if self._inline_lone and len(batch.waiters) == 1:
+            if self._inline_lone and len(batch.waiters) == 1 and self.inline_ok():
                 # A lone commit (one request, one pipeline step) is on its caller's critical
                 # path, and the two thread hand-offs around it cost ≈ 0.1 ms on an idle machine
                 # and milliseconds on a busy one (each waits for a core), more than the fsync

@@ -30,7 +30,8 @@ HEADER = """\
 `oj` is a thin client: it parses the command line, sends one request to `ojd` over the Unix
 socket `$OJ_STATE_DIR/daemon.sock` and prints the answer. Commands that start work (`oj run`,
 `oj queue push`, `oj worker start`, …) start the daemon when it is not running; commands that only
-look (`list`, `show`, `status`) report `Daemon not running` instead. The same reference is in
+look (`list`, `show`, `status`, `logs`) and the agents' callbacks (`oj emit`, `oj agent hook`)
+never start it, and say that the daemon is not running instead. The same reference is in
 `man oj` and `man ojd`; environment variables are listed in [operations.md](operations.md).
 
 ## Options every command accepts
@@ -47,8 +48,10 @@ Both `-o` and `--project` are accepted before and after the subcommand (`oj -o j
 ## Exit status
 
 `0` success; `1` an error (`Error: <one line>` on stderr: not found, daemon not running, a runbook
-or WAL problem); `2` a usage error (bad arguments, bad values); `130` interrupted by Ctrl-C.
-`oj pipeline wait` has its own: `0` done, `1` failed, `4` cancelled, `2` timeout, `3` not found.
+or WAL problem, a runbook command's arguments that do not fit its spec); `2` a usage error of `oj`
+itself (bad arguments or values); `130` interrupted by Ctrl-C.
+`oj pipeline wait` has its own: `0` done, `1` failed, `4` cancelled, `2` timeout, `3` not found;
+so has `oj queue wait`: `0` drained, `1` an item went dead meanwhile, `2` timeout.
 """
 
 

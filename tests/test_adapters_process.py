@@ -484,3 +484,73 @@ async def test_no_descriptor_leak(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="bad consumer"):
             await run_shell("echo x; sleep 300", cwd=Path("/"), env=env(), on_output=boom)
     assert count() == before
+
+
+# ------------------------------------------------------------ output read after the exit (lazy)
+
+
+@pytest.fixture(params=[0.0, 5.0], ids=["readers-at-once", "readers-late"])
+def pump_delay(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> float:
+    """Run a test with reader tasks started at once, and with a delay longer than the step
+    (its output is then read from the pipes after the exit, or once the delay is over)."""
+    delay = float(request.param)
+    monkeypatch.setattr(process_module, "PUMP_DELAY", delay)
+    return delay
+
+
+async def test_output_is_complete_whenever_the_readers_start(pump_delay: float) -> None:
+    out = Collector()
+    code = await run_shell(
+        "for i in $(seq 1 50); do echo out$i; echo err$i >&2; done; printf 'tail'",
+        cwd=Path("/"),
+        env=env(),
+        on_output=out,
+    )
+    assert code == 0
+    assert out.of("stdout") == [f"out{i}" for i in range(1, 51)] + ["tail"]
+    assert out.of("stderr") == [f"err{i}" for i in range(1, 51)]
+
+
+async def test_output_beyond_a_pipe_buffer_never_deadlocks(
+    pump_delay: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A child filling its pipe blocks until a reader comes: after PUMP_DELAY at the latest.
+    monkeypatch.setattr(process_module, "PUMP_DELAY", min(pump_delay, 0.3))
+    out = Collector()
+    await run_shell(
+        "head -c 300000 /dev/zero | tr '\\0' y", cwd=Path("/"), env=env(), on_output=out
+    )
+    assert "".join(out.of("stdout")) == "y" * 300000
+
+
+async def test_output_of_an_escaped_process_is_drained_after_a_short_step(
+    pump_delay: float,
+) -> None:
+    """A process that left the group (setsid) keeps the pipe open after the shell is gone:
+    what the pipe already holds is read at once, the rest by a reader bounded by the drain."""
+    out = Collector()
+    code = await run_shell(
+        # The shell waits until the child has left its session: a group kill before that would
+        # take the child with it.
+        "echo first; setsid sh -c 'sleep 0.2; echo late' & "
+        "while [ \"$(cut -d' ' -f6 /proc/$!/stat)\" = \"$(cut -d' ' -f6 /proc/$$/stat)\" ]; "
+        "do sleep 0.01; done; echo second",
+        cwd=Path("/"),
+        env=env(),
+        on_output=out,
+        drain_timeout=5.0,
+    )
+    assert code == 0
+    assert out.of("stdout") == ["first", "second", "late"]
+
+
+async def test_a_failing_consumer_of_a_short_step_raises_and_leaks_nothing(
+    pump_delay: float,
+) -> None:
+    def boom(stream: str, line: str) -> None:
+        raise ValueError("bad consumer")
+
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ValueError, match="bad consumer"):
+        await run_shell("echo x", cwd=Path("/"), env=env(), on_output=boom)
+    assert len(os.listdir("/proc/self/fd")) == before

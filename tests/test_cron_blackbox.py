@@ -283,3 +283,31 @@ def test_the_example_runbook_runs_with_bash_only(ojenv: OjEnv) -> None:
     out = ojenv.ok("cron", "start", "--all")
     assert "Cron 'patrol' started; next fire in 30m" in out
     assert "Cron 'tidy' started; next fire in" in out
+
+
+def wal_events(ojenv: OjEnv, kind: str) -> list[dict[str, object]]:
+    """The WAL's events of type ``kind`` (one `{"seq", "event": {...}}` object a line)."""
+    wal = ojenv.state / "wal" / "events.wal"
+    events = [json.loads(line)["event"] for line in wal.read_text().splitlines() if line.strip()]
+    return [e for e in events if e["type"] == kind]
+
+
+def test_fires_are_durable_and_a_crash_keeps_the_cron_running(ojenv: OjEnv) -> None:
+    marks = setup(ojenv)
+    ojenv.ok("cron", "start", "every")
+    wait_for(lambda: len(fires(marks, "every")) >= 2, timeout=30, what="two fires")
+    fired = wal_events(ojenv, "cron:fired")
+    assert len(fired) >= 2
+    pipelines = {p["id"] for p in ojenv.json("pipeline", "list")}
+    for event in fired:
+        assert event["cron_name"] == "every" and event["namespace"] == "p"
+        assert isinstance(event["scheduled_at_ms"], int)
+        assert event["pipeline_id"] in pipelines
+        assert not event.get("catch_up")  # omitted when false
+    first, second = (int(str(e["scheduled_at_ms"])) for e in fired[:2])
+    assert second > first and (second - first) % 1000 == 0  # in phase (a skip keeps it too)
+    ojenv.kill_daemon()
+    seen = len(fires(marks, "every"))
+    ojenv.ok("daemon", "start")
+    wait_for(lambda: len(fires(marks, "every")) >= seen + 2, timeout=30, what="fires again")
+    assert cron(ojenv, "every")["status"] == "running"

@@ -20,7 +20,8 @@ from runtime_harness import EPOCH_MS, RuntimeHarness, Step, open_runtime
 
 from oj_trio import events as ev
 from oj_trio.errors import NotFoundError, OjError
-from oj_trio.timers import cron_id
+from oj_trio.runtime.timer_service import FiredTimer
+from oj_trio.timers import CRON, cron_id
 
 MIN = 60_000
 HOUR = 60 * MIN
@@ -301,16 +302,82 @@ async def test_stop_is_sticky_across_a_restart(
 async def test_a_lost_timer_is_rearmed_at_boot(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """A crash between ``timer:start`` and the fire's commit loses that fire (at most once), but
-    the cron is re-armed at the next time after the last one it handled."""
+    """A running cron without a timer whose next time is still ahead (the wall clock went
+    back) is simply armed again at that time."""
     state = tmp_path / "state"
     async with open_runtime(tmp_path, state_dir=state) as rt:
         await start(rt, "seven")
         await wait_fires(rt, 1)
-        await rt.ctx.commit(ev.TimerStart(id=cron_id(NS, "seven")))  # as if it crashed there
+        await rt.ctx.commit(ev.TimerCancelled(id=cron_id(NS, "seven")))
         now = rt.ctx.clock.now_ms()
     async with open_runtime(tmp_path, state_dir=state, epoch_ms=now) as rt:
         assert next_fire(rt, "seven") == EPOCH_MS + 14 * MIN
+        assert fires(rt) == [] and skips(rt) == []  # (this run's commits)
+
+
+async def _never_handled(fired: FiredTimer) -> None:
+    """A cron handler that does nothing: the daemon died after ``timer:start`` of the fire."""
+
+
+@pytest.mark.parametrize(
+    ("down_ms", "runs"),
+    [(30_000, True), (2 * MIN, False)],
+    ids=["quick-restart", "restart-after-the-on-time-window"],
+)
+async def test_a_crash_between_the_timer_and_the_fire_loses_nothing(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, down_ms: int, runs: bool
+) -> None:
+    """The timer of the 14-minute fire is consumed (``timer:start`` is durable), then the daemon
+    dies before the fire's commit. The next daemon handles that fire, once: it runs, on time, if
+    the restart was quick; after a long one it is a missed fire like any other late one."""
+    state = tmp_path / "state"
+    async with open_runtime(tmp_path, state_dir=state) as rt:
+        await start(rt, "seven")
+        await wait_fires(rt, 1)  # 7 minutes
+    seven_at = EPOCH_MS + 7 * MIN + 1
+    # the "crashing" daemon: it consumes the 14-minute timer and records nothing
+    async with open_runtime(
+        tmp_path, state_dir=state, epoch_ms=seven_at, timer_handlers={CRON: _never_handled}
+    ) as rt:
+        await rt.wait_until(lambda: next_fire(rt, "seven") is None, within=3600)
+        crashed_at = rt.ctx.clock.now_ms()
+        assert crashed_at == EPOCH_MS + 14 * MIN
+        assert len(fires(rt)) == 0
+    async with open_runtime(tmp_path, state_dir=state, epoch_ms=crashed_at + down_ms) as rt:
+        await rt.wait_until(lambda: next_fire(rt, "seven") is not None, within=60)
+        assert next_fire(rt, "seven") == EPOCH_MS + 21 * MIN
+        if runs:
+            assert [(e.scheduled_at_ms - EPOCH_MS, e.catch_up) for e in fires(rt)] == [
+                (14 * MIN, False)
+            ]
+            assert skips(rt) == []
+        else:
+            assert fires(rt) == []
+            assert [(e.scheduled_at_ms - EPOCH_MS, e.count) for e in skips(rt)] == [(14 * MIN, 1)]
+        got = await wait_fires(rt, 2 if runs else 1)
+        assert got[-1].scheduled_at_ms == EPOCH_MS + 21 * MIN  # and on it goes, in phase
+    # the fire was recorded: another restart does not handle it again
+    async with open_runtime(tmp_path, state_dir=state, epoch_ms=EPOCH_MS + 22 * MIN) as rt:
+        await trio.sleep(1)
+        assert fires(rt) == [] and skips(rt) == []
+        assert next_fire(rt, "seven") == EPOCH_MS + 28 * MIN
+
+
+async def test_a_missed_skip_moves_the_phase_to_the_latest_missed_time(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Down over three nights without catch_up in its window: the record's phase is the latest
+    missed night (what a crash right after would resume from), not the first."""
+    state = tmp_path / "state"
+    async with open_runtime(tmp_path, state_dir=state, epoch_ms=ms("2026-05-01T02:00+00:00")) as rt:
+        await start(rt, "nightly")
+    async with open_runtime(tmp_path, state_dir=state, epoch_ms=ms("2026-05-03T12:00+00:00")) as rt:
+        await rt.wait_until(lambda: bool(skips(rt)), within=60)
+        assert [(e.count, e.scheduled_at_ms) for e in skips(rt)] == [
+            (3, ms("2026-05-03T03:00+00:00"))
+        ]
+        record = rt.store.state.crons[f"{NS}/nightly"]
+        assert record.last_scheduled_at_ms == ms("2026-05-03T03:00+00:00")
 
 
 # --- once and start ------------------------------------------------------------------------
@@ -346,24 +413,32 @@ async def test_wall_clock_jumps_neither_double_fire_nor_stall(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The daemon's clock follows a wall clock that jumps: stepped back right after a fire, the
-    same time does not fire again; stepped forward by hours (a resume after a suspend), the
-    latest time fires once within one resync interval (10 s) and the rest count as missed."""
+    same time does not fire again, and the interval cron fires one interval after its last fire
+    (at 1h50 on the new wall timeline, not 2h: no extra wait); stepped forward by hours (a resume
+    after a suspend), the latest time fires once within one resync interval (10 s) and the rest
+    count as missed."""
     async with open_runtime(tmp_path) as rt:
         clock = rt.ctx.clock
         base, skew = clock.offset_ms, [0]
         clock.wall_time = lambda: (base + skew[0]) / 1000 + trio.current_time()
         await start(rt, "hourly")
-        await wait_fires(rt, 1)
+        await start(rt, "nightly")  # a calendar cron keeps its wall-time deadline
+        nightly_due = next_fire(rt, "nightly")
+        got = await wait_fires(rt, 1)
+        first_at = trio.current_time()
         skew[0] = -10 * MIN  # NTP steps the clock back 10 minutes, just after the fire
-        await trio.sleep(65 * 60)  # wall: 1h55m
-        assert len(fires(rt)) == 1
+        await rt.wait_until(lambda: next_fire(rt, "hourly") == EPOCH_MS + 110 * MIN, within=11)
+        assert next_fire(rt, "nightly") == nightly_due
         got = await wait_fires(rt, 2)
-        assert got[1].scheduled_at_ms == EPOCH_MS + 2 * HOUR
+        assert got[1].scheduled_at_ms == EPOCH_MS + 110 * MIN  # not 1h again, and not 2h
+        assert trio.current_time() - first_at == pytest.approx(3600, abs=1)  # one interval
+        assert rt.store.state.crons[f"{NS}/hourly"].last_scheduled_at_ms == EPOCH_MS + 110 * MIN
         await rt.wait_ended(got[1].pipeline_id)  # (else the next fire may meet it: concurrency)
+        await rt.supervisor.crons.stop(NS, "nightly")
         jumped_at = trio.current_time()
         skew[0] += 5 * HOUR  # the laptop slept five hours
         got = await wait_fires(rt, 3, within=11)
         assert trio.current_time() - jumped_at <= 10
-        assert (got[2].scheduled_at_ms, got[2].catch_up) == (EPOCH_MS + 7 * HOUR, False)
-        assert [e.count for e in skips(rt, "missed")] == [4]  # 3h, 4h, 5h and 6h
-        assert next_fire(rt, "hourly") == EPOCH_MS + 8 * HOUR
+        assert (got[2].scheduled_at_ms, got[2].catch_up) == (EPOCH_MS + 410 * MIN, False)
+        assert [e.count for e in skips(rt, "missed")] == [4]  # 2h50, 3h50, 4h50 and 5h50
+        assert next_fire(rt, "hourly") == EPOCH_MS + 470 * MIN

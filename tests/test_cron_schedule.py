@@ -55,7 +55,13 @@ def fires(expression: str, zone: ZoneInfo, start: str, end: str) -> list[str]:
         ("* * * *", "expected 5 fields (minute hour day-of-month month day-of-week), got 4"),
         ("", "expected 5 fields"),
         ("@reboot", "unknown alias '@reboot'"),
-        ("0 0 30 2 *", "invalid schedule '0 0 30 2 *': bad day-of-month field '30'"),
+        (
+            "0 0 30 2 *",
+            "invalid schedule '0 0 30 2 *': day-of-month '30' never occurs in month '2', "
+            "so it would never fire",
+        ),
+        ("0 0 31 4,6 *", "day-of-month '31' never occurs in month '4,6'"),
+        ("0 0 32 2 *", "invalid schedule '0 0 32 2 *': bad day-of-month field '32'"),
     ],
 )
 def test_bad_expressions_name_the_field(text: str, message: str) -> None:
@@ -185,6 +191,7 @@ def plan(
     booted: int = 0,
     catch_up: int | None = None,
     schedule: Schedule = EVERY_MIN,
+    claimed: bool = False,
 ) -> Plan:
     return plan_due(
         schedule,
@@ -194,6 +201,7 @@ def plan(
         missed_before_ms=booted,
         on_time_ms=MIN // 2,
         catch_up_ms=catch_up,
+        claimed=claimed,
     )
 
 
@@ -204,13 +212,13 @@ def test_on_time_fire() -> None:
 def test_down_without_catch_up_runs_nothing_and_counts_every_missed_fire() -> None:
     # due at T0, the daemon came back at T0 + 10.5 min: T0 … T0+10min are 11 missed fires
     p = plan(T0, T0 + 10 * MIN + MIN // 2, booted=T0 + 10 * MIN + MIN // 2 - 5)
-    assert p == Plan(None, False, 11, T0 + 11 * MIN, T0 + 10 * MIN)
+    assert p == Plan(None, False, 11, T0 + 11 * MIN, T0 + 10 * MIN, T0 + 10 * MIN)
 
 
 def test_down_with_catch_up_runs_the_latest_missed_fire_once() -> None:
     now = T0 + 10 * MIN + 20_000
     p = plan(T0, now, booted=now - 5, catch_up=HOUR)
-    assert p == Plan(T0 + 10 * MIN, True, 10, T0 + 11 * MIN, T0 + 10 * MIN)
+    assert p == Plan(T0 + 10 * MIN, True, 10, T0 + 11 * MIN, T0 + 10 * MIN, T0 + 9 * MIN)
 
 
 def test_catch_up_window_edges() -> None:
@@ -227,6 +235,22 @@ def test_catch_up_window_edges() -> None:
 def test_a_deadline_before_the_boot_is_missed_even_if_only_just() -> None:
     assert plan(T0, T0 + 10, booted=T0 + 5).fire_at_ms is None
     assert plan(T0, T0 + 10, booted=T0 + 5, catch_up=MIN).catch_up
+
+
+def test_a_claimed_deadline_counts_as_reached_by_a_live_daemon() -> None:
+    """A daemon fired the timer of ``T0`` and died before recording the fire; the next one
+    handles ``T0`` as its own deadline (on time after a quick restart), while a time that
+    passed with no daemon up is missed as usual."""
+    assert plan(T0, T0 + 20_000, booted=T0 + 15_000, claimed=True) == Plan(
+        T0, False, 0, T0 + MIN, T0
+    )
+    assert plan(T0, T0 + 20_000, booted=T0 + 15_000).fire_at_ms is None  # not claimed: missed
+    # a long restart: late as any fire is (missed, or a catch-up)
+    assert plan(T0, T0 + 40_000, booted=T0 + 39_000, claimed=True).fire_at_ms is None
+    assert plan(T0, T0 + 40_000, booted=T0 + 39_000, claimed=True, catch_up=MIN).catch_up
+    # the daemon stayed down past the next time: that one passed while it was down
+    p = plan(T0, T0 + MIN + 10_000, booted=T0 + MIN + 5_000, claimed=True)
+    assert (p.fire_at_ms, p.missed, p.last_missed_ms) == (None, 2, T0 + MIN)
 
 
 def test_a_suspend_makes_fires_late_without_a_restart() -> None:
@@ -256,14 +280,27 @@ def test_next_deadline_is_after_now_and_after_the_fire() -> None:
     late=st.integers(0, 3 * DAY),
     boot_gap=st.integers(-DAY, DAY),
     catch_up=st.none() | st.integers(0, 2 * DAY),
+    claimed=st.booleans(),
 )
-def test_plan_invariants(step: int, late: int, boot_gap: int, catch_up: int | None) -> None:
+def test_plan_invariants(
+    step: int, late: int, boot_gap: int, catch_up: int | None, claimed: bool
+) -> None:
     due, now = T0, T0 + late
     p = plan(
-        due, now, booted=due + boot_gap, catch_up=catch_up, schedule=Schedule(interval_ms=step)
+        due,
+        now,
+        booted=due + boot_gap,
+        catch_up=catch_up,
+        schedule=Schedule(interval_ms=step),
+        claimed=claimed,
     )
     total = late // step + 1
     assert p.missed + (1 if p.fire_at_ms is not None else 0) == total  # each time handled once
+    # the latest missed time (the record's phase after a skip) is the one before what runs
+    if p.missed == 0:
+        assert p.last_missed_ms is None
+    else:
+        assert p.last_missed_ms == due + (p.missed - 1) * step
     assert now < p.next_ms <= now + step and (p.next_ms - due) % step == 0  # phase kept
     if p.fire_at_ms is not None:
         assert p.fire_at_ms == p.latest_ms <= now  # only ever the latest one runs

@@ -117,3 +117,34 @@ def test_named_environment_variables_exist() -> None:
     for page in PAGES:
         for name in set(re.findall(r"\bOJ_[A-Z_]*[A-Z]\b", page.read_text(encoding="utf-8"))):
             assert name in source, f"{page.name} mentions {name}, which oj does not read"
+
+
+def test_operations_lists_every_environment_variable_with_its_default() -> None:
+    """Every ``OJ_*`` variable the package reads or sets is in the operations page, and the
+    defaults of the millisecond knobs there are the ones the code uses."""
+    page = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "oj_trio").rglob("*.py"))
+    for name in sorted(set(re.findall(r'"(OJ_[A-Z_]+)"', source))):
+        assert f"`{name}`" in page, (
+            f"{name} is read or set by oj but missing from docs/operations.md "
+            "(add it to the Environment variables tables)"
+        )
+    defaults = dict(re.findall(r'env_seconds\(\s*"(OJ_[A-Z_]+)",\s*([0-9_]+)', source))
+    rows = dict(re.findall(r"^\| `(OJ_[A-Z_]+)` \| ([0-9]+) \|", page, flags=re.MULTILINE))
+    for name, default in defaults.items():
+        if name in rows:
+            assert int(rows[name]) == int(default.replace("_", "")), (
+                f"{name}: the code says {default}"
+            )
+
+
+def test_operations_quotes_the_systemd_unit_as_shipped() -> None:
+    unit = (ROOT / "systemd" / "ojd.service").read_text(encoding="utf-8").splitlines()
+    keys = {line.split("=", 1)[0] for line in unit if "=" in line}
+    page = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    quoted = [q for q in re.findall(r"`([A-Za-z]+=[^`]*)`", page) if q.split("=", 1)[0] in keys]
+    assert len(quoted) >= 4
+    for directive in quoted:
+        assert directive in unit or any(line.startswith(directive) for line in unit), (
+            f"docs/operations.md quotes {directive!r}, which systemd/ojd.service does not say"
+        )

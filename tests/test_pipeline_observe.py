@@ -213,7 +213,7 @@ def test_list_show_prune(ojenv: OjEnv) -> None:
 
     status = ojenv.ok("status").splitlines()
     assert "  Pipelines (1 active):" in status
-    assert any(line.split()[:1] == [gate[:8]] for line in status)  # `oj status` shows 8
+    assert any(line.split()[:1] == [short[gate]] for line in status)  # 12 characters, as listed
 
     show = ojenv.ok("pipeline", "show", alpha[:6]).splitlines()
     assert show[0] == f"Pipeline: {alpha}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -159,3 +160,38 @@ def test_command_help_minimal(tmp_path: Path) -> None:
     assert format_command_help(runbook, command).startswith(
         "A plain command\n\nUsage: oj run plain\n"
     )
+
+
+def test_project_memo_follows_every_change_on_disk(tmp_path: Path) -> None:
+    """The daemon answers pushes from the project memo; any edit, new file, removal or
+    retargeted symlink must make the next lookup read the files again."""
+    from oj_trio.runbook.loader import cached_project
+
+    root = project(tmp_path, {"a.hcl": GOOD})
+    assert cached_project(root) is None
+    first = load_project(root)
+    assert cached_project(root) is first and load_project(root) is first
+    runbooks = root / ".oj" / "runbooks"
+    (runbooks / "b.toml").write_text("")
+    assert cached_project(root) is None
+    assert [r.path for r in load_project(root)] == [".oj/runbooks/a.hcl", ".oj/runbooks/b.toml"]
+    (runbooks / "b.toml").unlink()
+    assert cached_project(root) is None
+    load_project(root)
+    (runbooks / "a.hcl").write_text(GOOD.replace('"q"', '"q2"'))
+    assert cached_project(root) is None
+    assert find_queue(root, "q2")[1].name == "q2"
+    # A symlinked runbook pointed at another file of the same size and time: a new inode.
+    other = tmp_path / "elsewhere.hcl"
+    other.write_text(GOOD.replace('"q"', '"q3"'))
+    (runbooks / "a.hcl").unlink()
+    (runbooks / "a.hcl").symlink_to(other)
+    load_project(root)
+    again = tmp_path / "again.hcl"
+    again.write_text(GOOD.replace('"q"', '"q4"'))
+    stat = other.stat()
+    os.utime(again, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (runbooks / "a.hcl").unlink()
+    (runbooks / "a.hcl").symlink_to(again)
+    assert cached_project(root) is None
+    assert find_queue(root, "q4")[1].name == "q4"

@@ -359,3 +359,42 @@ async def test_set_timer_and_register_refuse_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="already has a handler"):
         service.register(timers.LIVENESS, handler)
     await store.aclose()
+
+
+async def test_clock_step_listeners_hear_each_step_before_timers_are_compared(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listener (the cron service's, for interval crons) is told the correction once per step,
+    and may re-arm a timer before the new time is compared with it; a failing one is logged."""
+    skew_ms = 0
+    clock = Clock.system(wall_time=lambda: (EPOCH + skew_ms) / 1000 + trio.current_time())
+    store, _ = Store.open(tmp_path, run_blocking=wal.run_inline)
+    service = TimerService(store, clock)
+    rec = Recorder()
+    service.register(timers.CRON, rec)
+    heard: list[int] = []
+    timer = timers.cron_id("ns", "every-hour")
+
+    async def move_back(drift_ms: int) -> None:
+        heard.append(drift_ms)
+        await set_timer(store, timer, store.state.timers[timer] + drift_ms)
+
+    async def broken(drift_ms: int) -> None:
+        raise RuntimeError("listener bug")
+
+    service.on_clock_step(broken)
+    service.on_clock_step(move_back)
+    with trio.fail_after(24 * 3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            await nursery.start(service.run)
+            await set_timer(store, timer, EPOCH + 60 * MIN)
+            await trio.sleep(60)
+            skew_ms = -10 * MIN
+            await rec.wait_for(1)
+            assert heard == [-10 * MIN]
+            assert rec.fired[0][0].due_at_ms == EPOCH + 50 * MIN
+            assert trio.current_time() == pytest.approx(3600, abs=1)  # elapsed time kept
+            nursery.cancel_scope.cancel()
+    await store.aclose()
+    assert "clock step listener" in caplog.text and "listener bug" in caplog.text

@@ -59,6 +59,7 @@ __all__ = [
     "ProcessSpawnError",
     "find_step_processes",
     "kill_process_group",
+    "live_shells",
     "process_start_ticks",
     "raise_fd_limit",
     "reference_exit_code",
@@ -73,6 +74,14 @@ DEFAULT_SHELL_PREFIX = "set -euo pipefail\n"
 
 #: A line longer than this is delivered in pieces, so one newline-free stream cannot grow memory.
 MAX_LINE_BYTES = 64 * 1024
+
+#: How long a step with ``on_output`` runs before its pipes get reader tasks (a step that ends
+#: sooner has its output read in one go after its exit; see :func:`run_shell`). Under load a
+#: trivial step lives 5–30 ms; 50 ms catches those: adapter CPU per step at concurrency 16,
+#: in-process, 521 µs with readers at once, 486 µs at 10 ms, 468 µs at 50 ms. The price: a
+#: longer step's output reaches its log up to 50 ms late, and a step that fills a pipe (64 KB)
+#: sooner waits for its reader until then.
+PUMP_DELAY = 0.05
 
 
 class ProcessSpawnError(OjError):
@@ -217,6 +226,11 @@ class _Child:
             _Child.live -= 1
 
 
+def live_shells() -> int:
+    """How many shells this process has spawned and not yet reaped."""
+    return _Child.live
+
+
 def _waitid_exited(pid: int) -> None:  # pragma: no cover - kernels before 5.3
     """Block until ``pid`` has exited, without reaping it (``Popen.wait`` does that)."""
     with contextlib.suppress(ChildProcessError):
@@ -224,7 +238,14 @@ def _waitid_exited(pid: int) -> None:  # pragma: no cover - kernels before 5.3
 
 
 async def _spawn(
-    argv: list[str], *, stdin: int, stdout: int, stderr: int, cwd: Path, env: Mapping[str, str]
+    argv: list[str],
+    *,
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    cwd: Path,
+    env: Mapping[str, str],
+    inline_ok: Callable[[], bool] | None = None,
 ) -> _Child:
     """Start ``argv`` as the leader of a new session and process group.
 
@@ -236,7 +257,8 @@ async def _spawn(
     But while other steps' processes compete for the cores, the child can wait milliseconds for
     one before it execs, and on the trio thread that would stall every other pipeline; so the
     spawn goes to a worker thread (as trio does) whenever another shell of ours is running or
-    another task is ready to run.
+    another task is ready to run, or the caller's ``inline_ok`` says other work is in flight
+    (the daemon: a WAL batch being written, whose waiters would stall behind the spawn).
     A cancellation while a worker spawns is deferred until the spawn returns, so the caller
     always gets the child it has to kill.
     """
@@ -252,7 +274,11 @@ async def _spawn(
             start_new_session=True,
         )
 
-    if _Child.live == 0 and trio.lowlevel.current_statistics().tasks_runnable == 0:
+    if (
+        _Child.live == 0
+        and trio.lowlevel.current_statistics().tasks_runnable == 0
+        and (inline_ok is None or inline_ok())
+    ):
         popen = spawn()
     else:
         popen = await trio.to_thread.run_sync(spawn)
@@ -283,49 +309,70 @@ async def _terminate_group(proc: _Child, pgid: int, grace: float) -> None:
     log.warning("process group %d did not die within %.1fs of SIGKILL", pgid, _KILL_WAIT)
 
 
+class _Lines:
+    """Splits one stream's bytes into lines for ``on_output`` (a line longer than
+    :data:`MAX_LINE_BYTES` is delivered in pieces; undecodable bytes are replaced)."""
+
+    def __init__(self, name: str, on_output: Callable[[str, str], None]) -> None:
+        self.name = name
+        self.on_output = on_output
+        self.buf = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        buf, name, on_output = self.buf, self.name, self.on_output
+        buf += chunk
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            on_output(name, buf[start:nl].decode("utf-8", "replace"))
+            start = nl + 1
+        del buf[:start]
+        while len(buf) >= MAX_LINE_BYTES:
+            on_output(name, buf[:MAX_LINE_BYTES].decode("utf-8", "replace"))
+            del buf[:MAX_LINE_BYTES]
+
+    def end(self) -> None:
+        """EOF: a trailing line without a newline is delivered too."""
+        if self.buf:
+            self.on_output(self.name, self.buf.decode("utf-8", "replace"))
+            self.buf.clear()
+
+
+def _read_ready(fd: int, lines: _Lines) -> bool:
+    """Read what ``fd`` holds without waiting; True at EOF (``lines`` ended), False if the
+    pipe is empty but still open (someone else still holds its write end)."""
+    while True:
+        try:
+            chunk = os.read(fd, MAX_LINE_BYTES)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            lines.end()
+            return True
+        lines.feed(chunk)
+
+
 async def _pump(
     fd: int,
-    name: str,
-    on_output: Callable[[str, str], None],
+    lines: _Lines,
     scope: trio.CancelScope,
     errors: list[BaseException],
     on_error: Callable[[], None],
 ) -> None:
-    """Read the pipe ``fd`` to EOF, hand each complete line (without its newline) to
-    ``on_output``, then close ``fd``.
+    """Read the pipe ``fd`` to EOF, hand each complete line to ``lines``, then close ``fd``.
 
     Runs in a shielded scope so output produced while the group is being killed is still delivered;
-    the caller bounds it with ``scope.deadline`` once the group is gone. A trailing line without a
-    newline is delivered at EOF. Undecodable bytes are replaced, never fatal. Reads the raw fd
+    the caller bounds it with ``scope.deadline`` once the group is gone. Reads the raw fd
     (``os.read`` + ``wait_readable``) rather than through a trio stream: this runs twice per step
     and the stream layer's bookkeeping is a visible share of a trivial step's cost.
     """
-    buf = bytearray()
     try:
         with scope:
             try:
-                while True:
-                    try:
-                        chunk = os.read(fd, MAX_LINE_BYTES)
-                    except BlockingIOError:
-                        await trio.lowlevel.wait_readable(fd)
-                        continue
-                    if not chunk:
-                        break
-                    buf += chunk
-                    start = 0
-                    while True:
-                        nl = buf.find(b"\n", start)
-                        if nl < 0:
-                            break
-                        on_output(name, buf[start:nl].decode("utf-8", "replace"))
-                        start = nl + 1
-                    del buf[:start]
-                    while len(buf) >= MAX_LINE_BYTES:
-                        on_output(name, buf[:MAX_LINE_BYTES].decode("utf-8", "replace"))
-                        del buf[:MAX_LINE_BYTES]
-                if buf:
-                    on_output(name, buf.decode("utf-8", "replace"))
+                while not _read_ready(fd, lines):
+                    await trio.lowlevel.wait_readable(fd)
             except Exception as exc:
                 errors.append(exc)
                 on_error()
@@ -349,6 +396,7 @@ async def run_shell(
     output_fd: int | None = None,
     drain_timeout: float = 2.0,
     shell: str = "bash",
+    inline_ok: Callable[[], bool] | None = None,
 ) -> int:
     """Run ``bash -c "<shell_prefix><command>"`` as its own session and process group; return its
     exit code (``-N`` if bash was killed by signal ``N``, see :func:`reference_exit_code`).
@@ -381,6 +429,8 @@ async def run_shell(
     CI runners. Output is then drained for at most ``drain_timeout`` seconds (a process that escaped
     the group with ``setsid`` could otherwise hold the pipe open forever).
 
+    ``inline_ok`` tells whether the spawn may block the event loop now (see :func:`_spawn`).
+
     Cancellation: the group gets SIGTERM (+SIGCONT), up to ``grace`` seconds to exit, then SIGKILL;
     the leader is reaped and output drained — all shielded — and only then does ``trio.Cancelled``
     propagate. Raises :class:`ProcessSpawnError` if the shell cannot be started.
@@ -404,7 +454,9 @@ async def run_shell(
         out = err = _devnull()
     argv = [shell, "-c", shell_prefix + command]
     try:
-        proc = await _spawn(argv, stdin=_devnull(), stdout=out, stderr=err, cwd=cwd, env=env)
+        proc = await _spawn(
+            argv, stdin=_devnull(), stdout=out, stderr=err, cwd=cwd, env=env, inline_ok=inline_ok
+        )
     except OSError as exc:
         for r, _ in readers:
             os.close(r)
@@ -424,24 +476,37 @@ async def run_shell(
     wait_scope = trio.CancelScope()
     pump_scopes: list[trio.CancelScope] = []
     pump_errors: list[BaseException] = []
+    unread = [(fd, _Lines(name, on_output)) for fd, name in readers] if on_output else []
     failure: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            if on_output is not None:
-                for fd, name in readers:
+
+            def start_pumps() -> None:
+                for fd, lines in unread:
                     scope = trio.CancelScope(shield=True)
                     pump_scopes.append(scope)
-                    nursery.start_soon(
-                        _pump, fd, name, on_output, scope, pump_errors, wait_scope.cancel
-                    )
+                    nursery.start_soon(_pump, fd, lines, scope, pump_errors, wait_scope.cancel)
+                unread.clear()
+
             # Exceptions (Cancelled included) are caught here and re-raised after the nursery: a
             # nursery would wrap them in an ExceptionGroup, and callers expect a bare Cancelled.
             try:
                 with wait_scope:
+                    running_at = trio.current_time() + running_after
                     if on_spawn is not None:
+                        start_pumps()  # on_spawn may take a while: never hold output back
                         await on_spawn(info())
+                    if unread:
+                        # Most steps of a busy daemon end within milliseconds: their output is
+                        # then read straight from the pipes after the exit, sparing two reader
+                        # tasks and their epoll registrations. A step that lives longer (or
+                        # fills a pipe meanwhile) gets its readers after PUMP_DELAY.
+                        with trio.move_on_after(PUMP_DELAY):
+                            await proc.wait()
+                        if proc.popen.returncode is None:
+                            start_pumps()
                     if on_running is not None:
-                        with trio.move_on_after(running_after):
+                        with trio.move_on_at(running_at):
                             await proc.wait()
                         if proc.popen.returncode is None:
                             await on_running(info())
@@ -452,11 +517,27 @@ async def run_shell(
             if failure is not None or proc.returncode is None or wait_scope.cancelled_caught:
                 with trio.CancelScope(shield=True):
                     await _terminate_group(proc, pgid, grace)
+            # The group is gone: what the pipes hold is all there is, unless a process that
+            # escaped the group keeps a write end open; only then is a reader needed.
+            pending, unread[:] = list(unread), []
+            for fd, lines in pending:
+                try:
+                    at_eof = _read_ready(fd, lines)
+                except Exception as exc:
+                    pump_errors.append(exc)
+                    at_eof = True
+                if at_eof:
+                    os.close(fd)
+                else:
+                    unread.append((fd, lines))
+            start_pumps()
             deadline = trio.current_time() + drain_timeout
             for scope in pump_scopes:
                 scope.deadline = min(scope.deadline, deadline)
     finally:
         proc.close()
+        for fd, _lines in unread:  # only if something above raised before the drain
+            os.close(fd)
     if on_ended is not None and proc.popen.returncode is not None:
         on_ended(info())
     if failure is not None:

@@ -5,6 +5,8 @@ Like a worker's, a cron's record outlives ``cron:stopped``: ``stopped`` is stick
 a cron never started) creates a stopped one, so its fires are listed. A cron counts its runs
 against ``concurrency`` from ``pipeline_ids``: at each fire the ids whose pipelines ended (or are
 gone) are dropped, deterministically from the state, so the list stays as short as the runs.
+``last_scheduled_at_ms`` is the scheduled time of the last fire or skip handled (not a maximum:
+after the wall clock steps back, an interval cron's times continue on the new timeline).
 """
 
 from typing import TYPE_CHECKING
@@ -61,14 +63,14 @@ def _cron_fired(s: "MaterializedState", e: ev.CronFired) -> None:
     c.last_fire_at_ms = e.at_ms
     c.fires += 1
     if not e.manual:
-        c.last_scheduled_at_ms = max(c.last_scheduled_at_ms, e.scheduled_at_ms)
+        c.last_scheduled_at_ms = e.scheduled_at_ms
 
 
 def _cron_skipped(s: "MaterializedState", e: ev.CronSkipped) -> None:
     c = s.crons.get(scoped_key(e.namespace, e.cron_name))
     if c is not None:
         c.skipped += e.count
-        c.last_scheduled_at_ms = max(c.last_scheduled_at_ms, e.scheduled_at_ms)
+        c.last_scheduled_at_ms = e.scheduled_at_ms
 
 
 HANDLERS: ReducerTable = table(

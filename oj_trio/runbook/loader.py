@@ -91,25 +91,72 @@ def discover_runbooks(directory: Path) -> list[Path]:
     return sorted(found)
 
 
+#: Per project root: the stamp of its runbook files when last loaded, and what they loaded to.
+_projects: dict[str, tuple[tuple[tuple[str, int, int, int, int], ...], list[LoadedRunbook]]] = {}
+
+
+def _project_stamp(project_root: Path) -> tuple[tuple[str, int, int, int, int], ...] | None:
+    """Every runbook file of the project with its (mtime, size, device, inode): one directory
+    walk and one ``stat`` per file, on plain strings (this runs on every request that names a
+    project). ``None`` if a file vanished meanwhile or a directory cannot be listed. The inode
+    catches a symlink pointed at another file, which a path-keyed stamp would miss."""
+    directory = os.fspath(runbook_dir(project_root))
+    found: list[tuple[str, int, int, int, int]] = []
+    try:
+        if not os.path.isdir(directory):
+            st = os.stat(directory)  # a single file given as the runbook directory
+            return ((directory, st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino),)
+        _scan(directory, found)
+    except FileNotFoundError:
+        return None if os.path.lexists(directory) else ()
+    except OSError:
+        return None
+    found.sort()
+    return tuple(found)
+
+
+def _scan(top: str, found: list[tuple[str, int, int, int, int]]) -> None:
+    """What :func:`discover_runbooks` finds (symlinked directories are not entered, as
+    ``os.walk`` does), stamped."""
+    with os.scandir(top) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.is_symlink():
+                    _scan(entry.path, found)
+            elif format_of(entry.name):
+                st = entry.stat()
+                found.append((entry.path, st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino))
+
+
+def cached_project(project_root: Path) -> list[LoadedRunbook] | None:
+    """The project's runbooks if none changed since :func:`load_project` last loaded them, else
+    ``None``. Costs a directory walk and a ``stat`` per file, no parsing: cheap enough for the
+    daemon to call inline on every request that names a project."""
+    hit = _projects.get(str(project_root))
+    if hit is None:
+        return None
+    stamp = _project_stamp(project_root)
+    return hit[1] if stamp is not None and stamp == hit[0] else None
+
+
 def project_is_cached(project_root: Path) -> bool:
-    """Whether every runbook of the project is memoised and unchanged on disk, so that loading
-    it costs a directory walk and a few ``stat`` calls, no parsing (cheap enough to do inline)."""
-    for file in discover_runbooks(runbook_dir(project_root)):
-        try:
-            stat = file.stat()
-        except OSError:
-            return False
-        cached = _cache.get((str(file.resolve()), _relative(file, project_root)))
-        if cached is None or cached[0] != (stat.st_mtime_ns, stat.st_size):
-            return False
-    return True
+    """Whether :func:`load_project` would answer from memory (see :func:`cached_project`)."""
+    return cached_project(project_root) is not None
 
 
 def load_project(project_root: Path) -> list[LoadedRunbook]:
     """Every runbook of a project, paths shown relative to the project root."""
+    stamp = _project_stamp(project_root)
+    key = str(project_root)
+    hit = _projects.get(key)
+    if hit is not None and stamp is not None and hit[0] == stamp:
+        return hit[1]
     out: list[LoadedRunbook] = []
     for file in discover_runbooks(runbook_dir(project_root)):
         out.append(load_runbook(file, _relative(file, project_root)))
+    if stamp is not None:
+        # Stamped before reading: a file edited meanwhile no longer matches, so it is re-read.
+        _projects[key] = (stamp, out)
     return out
 
 
@@ -126,10 +173,11 @@ def _find(
     attribute: str,
     not_found: str,
     runbook_file: str | None,
+    loaded: list[LoadedRunbook] | None = None,
 ) -> tuple[Runbook, object]:
     if runbook_file is not None:
         loaded = [load_runbook(runbook_dir(project_root) / runbook_file, runbook_file)]
-    else:
+    elif loaded is None:
         loaded = load_project(project_root)
     matches: list[tuple[Runbook, object]] = []
     skipped: list[LoadedRunbook] = []
@@ -160,35 +208,52 @@ def _skip_reason(item: LoadedRunbook) -> str:
 
 
 def find_command(
-    project_root: Path, name: str, runbook_file: str | None = None
+    project_root: Path,
+    name: str,
+    runbook_file: str | None = None,
+    loaded: list[LoadedRunbook] | None = None,
 ) -> tuple[Runbook, Command]:
     """The runbook defining command ``name`` (``--runbook`` narrows the search to one file)."""
     runbook, entity = _find(
-        project_root, name, "commands", f"unknown command: {name}", runbook_file
+        project_root, name, "commands", f"unknown command: {name}", runbook_file, loaded
     )
     assert isinstance(entity, Command)
     return runbook, entity
 
 
-def find_pipeline(project_root: Path, name: str) -> tuple[Runbook, Pipeline]:
+def find_pipeline(
+    project_root: Path, name: str, loaded: list[LoadedRunbook] | None = None
+) -> tuple[Runbook, Pipeline]:
+    """The runbook defining pipeline ``name`` (in ``loaded``, when the caller has the project)."""
     runbook, entity = _find(
-        project_root, name, "pipelines", f"no runbook found containing pipeline '{name}'", None
+        project_root,
+        name,
+        "pipelines",
+        f"no runbook found containing pipeline '{name}'",
+        None,
+        loaded,
     )
     assert isinstance(entity, Pipeline)
     return runbook, entity
 
 
-def find_queue(project_root: Path, name: str) -> tuple[Runbook, Queue]:
+def find_queue(
+    project_root: Path, name: str, loaded: list[LoadedRunbook] | None = None
+) -> tuple[Runbook, Queue]:
+    """The runbook defining queue ``name`` (in ``loaded``, when the caller has the project)."""
     runbook, entity = _find(
-        project_root, name, "queues", f"no runbook found containing queue '{name}'", None
+        project_root, name, "queues", f"no runbook found containing queue '{name}'", None, loaded
     )
     assert isinstance(entity, Queue)
     return runbook, entity
 
 
-def find_worker(project_root: Path, name: str) -> tuple[Runbook, Worker]:
+def find_worker(
+    project_root: Path, name: str, loaded: list[LoadedRunbook] | None = None
+) -> tuple[Runbook, Worker]:
+    """The runbook defining worker ``name`` (in ``loaded``, when the caller has the project)."""
     runbook, entity = _find(
-        project_root, name, "workers", f"no runbook found containing worker '{name}'", None
+        project_root, name, "workers", f"no runbook found containing worker '{name}'", None, loaded
     )
     assert isinstance(entity, Worker)
     return runbook, entity

@@ -11,7 +11,10 @@ fire, a catch-up of fires missed while the daemon was down (``catch_up``: the la
 the window, once), or a skip of missed fires (counted, logged, recorded as ``cron:skipped``).
 A fire while ``concurrency`` runs of the cron are still active is skipped the same way (reason
 ``concurrency``), never queued. Each fire is one commit: ``cron:fired`` (scheduled time, pipeline
-id, catch-up flag), the pipeline's creation and the re-armed timer together.
+id, catch-up flag), the pipeline's creation and the re-armed timer together. The timer service
+consumes the timer (``timer:start``) before that commit; a daemon that dies in between leaves a
+running cron without a timer, and the next boot handles that fire (:meth:`CronService.reconcile`),
+so a crash never loses a fire nor records one twice.
 
 A fire's pipeline is created in the project the cron was started from (``invoke.dir`` is its
 root), with ``cron.name``, ``cron.scheduled_at`` (ISO 8601 with the zone's offset) and
@@ -21,7 +24,9 @@ whatever the status (but not beyond ``concurrency``).
 
 Wall-clock jumps: the timer service re-reads the wall clock on every wake, so a suspend/resume or
 an NTP step is seen at the next wake; the plan's next deadline is always after both now and the
-fire just handled, so no scheduled time fires twice and no deadline is left behind.
+fire just handled, so no scheduled time fires twice and no deadline is left behind. An interval
+means elapsed time: after a step back, :meth:`CronService.on_clock_step` moves interval crons'
+deadlines back by the step, so they do not wait that much longer once.
 """
 
 from __future__ import annotations
@@ -147,14 +152,23 @@ class CronService:
     # -- restart -------------------------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """At boot: remember when the daemon came up, and re-arm a running cron whose timer is
-        missing (a crash between its timer firing and the fire being recorded: delivery is at
-        most once) at the first time after the last one it handled. A deadline that passed
-        while the daemon was down fires at once and is handled as missed (or caught up)."""
+        """At boot: remember when the daemon came up, and finish the fire of a running cron whose
+        timer is missing.
+
+        The timer service consumes a timer (``timer:start``) before its handler runs, and a fire
+        is recorded (``cron:fired``/``cron:skipped`` with the re-armed timer) in one later
+        commit, so a running cron without a timer is one whose deadline a daemon reached and
+        then died before recording what it did. That deadline is the first scheduled time after
+        the last one the cron handled; it is handled now, as the deadline a live daemon reached
+        (on time if the restart was quick, else missed or caught up like any late fire). A
+        crash during this reconcile leaves the state as it was, so the next boot does the
+        same: the fire is recorded once or not at all, never lost to the crash window.
+        """
         ctx = self.ctx
-        self.booted_at_ms = ctx.clock.now_ms()
+        now = self.booted_at_ms = ctx.clock.now_ms()
         armed = ctx.state.timers
-        events: list[ev.EventBase] = []
+        rearm: list[ev.EventBase] = []
+        claimed: list[FiredTimer] = []
         for record in list(ctx.state.crons.values()):
             if record.status != CronStatus.RUNNING:
                 continue
@@ -169,14 +183,26 @@ class CronService:
             except (OjError, ScheduleError) as exc:
                 log.error("cron %s: cannot resume: %s", record.name, exc)
                 continue
-            events.append(ev.TimerSet(id=timer, due_at_ms=due))
-        if events:
-            await ctx.commit(*events)
+            if due > now:  # (the wall clock went back since): simply wait for it again
+                rearm.append(ev.TimerSet(id=timer, due_at_ms=due))
+            else:
+                key = CronTimer(record.namespace, record.name)
+                claimed.append(FiredTimer(id=timer, key=key, due_at_ms=due, fired_at_ms=now))
+        if rearm:
+            await ctx.commit(*rearm)
+        for fired in claimed:
+            log.warning(
+                "cron %s: the daemon stopped while firing it; handling that fire now", fired.id
+            )
+            await self._handle(fired, claimed=True)
 
     # -- firing --------------------------------------------------------------------------------
 
     async def on_timer(self, fired: FiredTimer) -> None:
         """``cron:<ns/name>`` fired: run (or skip) the fire, and arm the next one."""
+        await self._handle(fired, claimed=False)
+
+    async def _handle(self, fired: FiredTimer, *, claimed: bool) -> None:
         key = fired.key
         assert isinstance(key, CronTimer)
         name = scoped_key(key.namespace, key.name)
@@ -199,16 +225,48 @@ class CronService:
             missed_before_ms=booted,
             on_time_ms=self.on_time_ms,
             catch_up_ms=None if cron.catch_up_seconds is None else cron.catch_up_seconds * 1000,
+            claimed=claimed,
         )
-        events: list[ev.EventBase] = self._missed_events(record, cron, fired.due_at_ms, plan, now)
+        events: list[ev.EventBase] = self._missed_events(record, cron, plan, now)
         fire = None if plan.fire_at_ms is None else Fire(plan.fire_at_ms, catch_up=plan.catch_up)
         events.append(ev.TimerSet(id=fired.id, due_at_ms=plan.next_ms))
         await self._fire(record, runbook, cron, zone, fire, events)
 
+    async def on_clock_step(self, drift_ms: int) -> None:
+        """The wall clock stepped back by ``-drift_ms``: move every interval cron's deadline back
+        as much, so its next fire still comes one interval after the last one (on the new wall
+        timeline) rather than that much later. A calendar cron's times are wall times, so it is
+        left alone, and so is everything after a step forward (indistinguishable from a resume
+        after a suspend: the fires in between are missed, or caught up, like any late fire)."""
+        if drift_ms >= 0:
+            return
+        ctx = self.ctx
+        events: list[ev.EventBase] = []
+        for record in list(ctx.state.crons.values()):
+            timer = cron_id(record.namespace, record.name)
+            due = ctx.state.timers.get(timer)
+            if due is None or record.status != CronStatus.RUNNING:
+                continue
+            try:
+                _, cron = self.definition(record)
+            except OjError:
+                continue
+            if cron.interval_seconds is None:
+                continue
+            events.append(ev.TimerSet(id=timer, due_at_ms=due + drift_ms))
+            log.info(
+                "cron %s: the wall clock stepped back %d s; next fire moved to %s",
+                scoped_key(record.namespace, record.name),
+                -drift_ms // 1000,
+                iso(due + drift_ms, self.zone(cron)),
+            )
+        if events:
+            await ctx.commit(*events)
+
     def _missed_events(
-        self, record: Cron, cron: CronDef, due_ms: int, plan: Plan, now: int
+        self, record: Cron, cron: CronDef, plan: Plan, now: int
     ) -> list[ev.EventBase]:
-        if not plan.missed:
+        if plan.last_missed_ms is None:
             return []
         name = scoped_key(record.namespace, record.name)
         if plan.fire_at_ms is None:
@@ -232,7 +290,7 @@ class CronService:
             ev.CronSkipped(
                 cron_name=record.name,
                 namespace=record.namespace,
-                scheduled_at_ms=due_ms,
+                scheduled_at_ms=plan.last_missed_ms,
                 reason="missed",
                 count=plan.missed,
                 at_ms=now,

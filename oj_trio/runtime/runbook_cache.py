@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -23,6 +23,9 @@ from ..runbook.model import Command, Cron, Queue, Runbook, RunShell, Worker
 from ..runbook.model import Pipeline as PipelineDef
 from ..state import Pipeline
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..runbook.loader import LoadedRunbook
 
 #: Memo tables are cleared when they grow past this (runbook objects are few and long-lived).
 _MEMO_LIMIT = 256
@@ -73,6 +76,8 @@ class RunbookCache:
     ) -> tuple[Runbook, Command]:
         from ..runbook import find_command
 
+        if runbook_file is None:
+            return find_command(root, name, None, await self._loaded(root))
         return await self._load(root, lambda: find_command(root, name, runbook_file))
 
     async def _load(self, root: Path, fn: Callable[[], T]) -> T:
@@ -86,15 +91,26 @@ class RunbookCache:
         async with self._load_lock:
             return await trio.to_thread.run_sync(fn)
 
+    async def _loaded(self, root: Path) -> list[LoadedRunbook]:
+        """Every runbook file of the project: from memory while none changed (one directory
+        walk and a ``stat`` per file, inline), else parsed in the loader's thread."""
+        from ..runbook.loader import cached_project, load_project
+
+        hit = cached_project(root)
+        if hit is not None:
+            return hit
+        async with self._load_lock:
+            return await trio.to_thread.run_sync(load_project, root)
+
     async def find_queue(self, root: Path, name: str) -> tuple[Runbook, Queue]:
         from ..runbook import find_queue
 
-        return await self._load(root, lambda: find_queue(root, name))
+        return find_queue(root, name, await self._loaded(root))
 
     async def find_worker(self, root: Path, name: str) -> tuple[Runbook, Worker]:
         from ..runbook import find_worker
 
-        return await self._load(root, lambda: find_worker(root, name))
+        return find_worker(root, name, await self._loaded(root))
 
     async def find_cron(self, root: Path, name: str) -> tuple[Runbook, Cron]:
         from ..runbook import find_cron
@@ -103,9 +119,7 @@ class RunbookCache:
 
     async def project(self, root: Path) -> list[Runbook]:
         """The project's valid runbooks (broken files are skipped, as ``oj run`` does)."""
-        from ..runbook import load_project
-
-        loaded = await self._load(root, lambda: load_project(root))
+        loaded = await self._loaded(root)
         return [item.runbook for item in loaded if item.ok and item.runbook is not None]
 
     async def list_commands(self, root: Path) -> str:

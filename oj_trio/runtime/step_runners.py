@@ -84,6 +84,7 @@ class ShellRunner:
                 on_running=record_spawn,
                 running_after=SPAWN_RECORD_DELAY,
                 grace=ctx.step_grace,
+                inline_ok=ctx.store.writer.idle,
             )
         except ProcessSpawnError as exc:
             return Failed(str(exc), log=(f"shell failed to start: {exc}",))

@@ -31,7 +31,12 @@ Starting it (the supervisor's job), after :meth:`Store.run` is running::
     service.register(timers.COOLDOWN, on_cooldown)
     await nursery.start(service.run)
 
-Register every handler before ``run``: a timer that fires with no handler is dropped. Arm and disarm
+Register every handler before ``run``: a timer that fires with no handler is dropped.
+
+Deadlines are wall times. A service whose deadline means elapsed time instead (an interval cron:
+"an hour after the last fire") registers :meth:`TimerService.on_clock_step`: after a wake that
+finds the wall clock stepped, it is awaited with the correction, before any timer is looked at,
+and may re-arm its timers. Arm and disarm
 timers with :func:`set_timer` / :func:`cancel_timer` (or commit ``TimerSet``/``TimerCancelled`` in the
 same commit as the events they belong to).
 """
@@ -45,6 +50,7 @@ import trio
 
 from oj_trio import timers
 from oj_trio.clock import Clock
+from oj_trio.errors import WalError
 from oj_trio.events import TimerCancelled, TimerSet, TimerStart
 from oj_trio.store import Store
 from oj_trio.timers import TimerIdError, TimerKey
@@ -69,6 +75,9 @@ class FiredTimer:
 
 #: A timer handler: runs once per firing, in the service's nursery.
 TimerHandler = Callable[[FiredTimer], Awaitable[None]]
+
+#: Told how far the wall clock stepped (ms; negative: back), see :meth:`TimerService.on_clock_step`.
+ClockStepListener = Callable[[int], Awaitable[None]]
 
 
 async def set_timer(store: Store, timer_id: str, due_at_ms: int) -> int:
@@ -110,6 +119,7 @@ class TimerService:
         self.clock = clock
         self.resync_interval = resync_interval
         self._handlers: dict[str, TimerHandler] = {}
+        self._step_listeners: list[ClockStepListener] = []
 
     def register(self, kind: str, handler: TimerHandler, *, replace: bool = False) -> None:
         """Route fired timers of ``kind`` (an id prefix such as :data:`oj_trio.timers.LIVENESS`);
@@ -125,6 +135,12 @@ class TimerService:
         if kind in self._handlers and not replace:
             raise ValueError(f"timer kind {kind!r} already has a handler")
         self._handlers[kind] = handler
+
+    def on_clock_step(self, listener: ClockStepListener) -> None:
+        """Await ``listener(correction_ms)`` whenever a re-sync finds the wall clock stepped (by at
+        least the clock's threshold), before timers are compared with the new time. Its
+        exceptions are logged, except a :class:`WalError`, which ends the service."""
+        self._step_listeners.append(listener)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve timers until cancelled. Raises WalError if a ``timer:start`` cannot be committed."""
@@ -143,6 +159,7 @@ class TimerService:
                 drift = clock.resync()
                 if drift:
                     log.info("clock re-synced with the wall clock: %+d ms", drift)
+                    await self._clock_stepped(drift)
             seen = watch.version
             first = timers.earliest(store.state.timers)
             now = clock.now_ms()
@@ -158,6 +175,15 @@ class TimerService:
                 deadline = min(deadline, trio.current_time() + self.resync_interval)
             with trio.move_on_at(deadline):
                 await watch.wait_past(seen)
+
+    async def _clock_stepped(self, drift_ms: int) -> None:
+        for listener in self._step_listeners:
+            try:
+                await listener(drift_ms)
+            except WalError:
+                raise
+            except Exception:
+                log.exception("clock step listener %r failed", listener)
 
     def _route(self, handlers: trio.Nursery, timer_id: str, due_at_ms: int, now_ms: int) -> None:
         kind = timers.kind_of(timer_id)

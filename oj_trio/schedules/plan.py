@@ -48,6 +48,8 @@ class Plan:
     next_ms: int
     #: The latest scheduled time handled (run or missed): an interval cron's phase anchor.
     latest_ms: int
+    #: The latest of the ``missed`` times (``None`` when none was missed).
+    last_missed_ms: int | None = None
 
 
 def _calendar_next(expression: str, zone: tzinfo, after_ms: int) -> int:
@@ -105,6 +107,7 @@ def plan_due(
     missed_before_ms: int,
     on_time_ms: int,
     catch_up_ms: int | None,
+    claimed: bool = False,
 ) -> Plan:
     """What to do when the timer armed for the scheduled time ``due_ms`` fires at ``now_ms``.
 
@@ -112,17 +115,21 @@ def plan_due(
         missed_before_ms: deadlines before this were due while the daemon was down (its start).
         on_time_ms: how late a fire may run and still count as on time.
         catch_up_ms: the cron's ``catch_up`` window (``None``: missed fires never run).
+        claimed: a daemon was up at ``due_ms`` (its timer fired) but died before recording the
+            fire: ``due_ms`` itself does not count as due while the daemon was down (the times
+            after it, up to the restart, do).
     """
     if now_ms < due_ms:  # not due yet (cannot come from the timer service; harmless)
         return Plan(None, False, 0, due_ms, due_ms)
     count, latest = _fires_through(schedule, zone, due_ms, now_ms)
     following = next_after(schedule, zone, max(now_ms, latest), due_ms)
-    late = due_ms < missed_before_ms or now_ms - latest > on_time_ms
-    if not late:
-        return Plan(latest, False, count - 1, following, latest)
-    if catch_up_ms is not None and now_ms - latest <= catch_up_ms:
-        return Plan(latest, True, count - 1, following, latest)
-    return Plan(None, False, count, following, latest)
+    down = due_ms < missed_before_ms and not (claimed and latest == due_ms)
+    late = down or now_ms - latest > on_time_ms
+    runs = not late or (catch_up_ms is not None and now_ms - latest <= catch_up_ms)
+    if not runs:
+        return Plan(None, False, count, following, latest, latest)
+    before = None if count == 1 else _fires_through(schedule, zone, due_ms, latest - 1)[1]
+    return Plan(latest, late, count - 1, following, latest, before)
 
 
 def iso(ms: int, zone: tzinfo) -> str:

@@ -94,6 +94,12 @@ def parse_expression(text: str) -> str:
     except CronSimError as exc:
         reason = str(exc)
         field = reason.removeprefix("Bad ").strip() if reason.startswith("Bad ") else ""
+        if field == "day-of-month" and _valid(" ".join([*fields[:3], "*", fields[4]])):
+            # cronsim says "Bad day-of-month" for a day no month in the list has (31 in 2).
+            raise ScheduleError(
+                f"invalid schedule '{text}': day-of-month '{fields[2]}' never occurs in "
+                f"month '{fields[3]}', so it would never fire"
+            ) from None
         if field in _FIELDS:
             index = _FIELDS.index(field)
             raise ScheduleError(
@@ -101,6 +107,16 @@ def parse_expression(text: str) -> str:
             ) from None
         raise ScheduleError(f"invalid schedule '{text}': {reason}") from None
     return expression
+
+
+def _valid(expression: str) -> bool:
+    from cronsim import CronSim, CronSimError
+
+    try:
+        CronSim(expression, datetime(2026, 1, 1, tzinfo=UTC))
+    except CronSimError:
+        return False
+    return True
 
 
 def parse_zone(name: str) -> tzinfo:
