@@ -312,6 +312,33 @@ def test_a_queue_url_that_is_not_postgresql_is_a_one_line_error(ojenv: OjEnv) ->
     assert listed.returncode != 0 and "postgresql://" in listed.stderr
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql:///oj?nosuchoption=1", "postgresql://oj:secret@[::1/oj", "postgres://%zz/oj"],
+)
+def test_a_malformed_queue_url_is_a_one_line_error_and_the_daemon_lives_on(
+    ojenv: OjEnv, url: str
+) -> None:
+    """A URL libpq cannot parse, in the daemon's environment (listened to from the start) or in
+    a project's config.toml: each queue command fails with one line, the daemon keeps running."""
+    ojenv.env["OJ_QUEUE_URL"] = url
+    ojenv.runbook("q.hcl", RUNBOOK.replace("MARKS", str(ojenv.root)))
+    ojenv.ok("daemon", "start")
+    pid = ojenv.daemon_pid()
+    for args in (("queue", "push", "q", '{"n": "1"}'), ("queue", "items", "q")):
+        result = ojenv.oj(*args)
+        assert result.returncode != 0, result.stdout
+        assert "is malformed" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "secret" not in result.stderr
+    del ojenv.env["OJ_QUEUE_URL"]
+    (ojenv.project / ".oj" / "config.toml").write_text(f'[queues]\nurl = "{url}"\n')
+    result = ojenv.oj("queue", "push", "q", '{"n": "2"}')
+    assert result.returncode != 0 and "is malformed" in result.stderr, result.stderr
+    assert ojenv.ok("status").startswith("oj daemon: up")
+    assert ojenv.daemon_pid() == pid
+
+
 def test_a_daemon_restarted_within_its_lease_settles_its_own_items(db: str, marks: Path) -> None:
     """SIGKILL and restart before the lease expires: the restarted daemon still holds its claims
     (its WAL links pipeline and item), so the other daemon never takes them over; the runs the
