@@ -442,3 +442,39 @@ async def test_wall_clock_jumps_neither_double_fire_nor_stall(
         assert (got[2].scheduled_at_ms, got[2].catch_up) == (EPOCH_MS + 410 * MIN, False)
         assert [e.count for e in skips(rt, "missed")] == [4]  # 2h50, 3h50, 4h50 and 5h50
         assert next_fire(rt, "hourly") == EPOCH_MS + 470 * MIN
+
+
+async def test_a_fire_whose_pipeline_cannot_be_created(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A scheduled fire is skipped as ``error`` (the cron goes on, in phase); ``oj cron once``
+    reports the error to its caller and records no skip (it is no scheduled time: the phase
+    a crash recovery resumes from stays the last scheduled one)."""
+    text = (
+        RUNBOOK
+        + """
+pipeline "broken" {
+  locals { x = "$(exit 3)" }
+  step "run" { run = "true" }
+}
+cron "doomed" {
+  interval = "10m"
+  run      = { pipeline = "broken" }
+}
+"""
+    )
+    async with open_runtime(tmp_path) as rt:
+        runbook = rt.load(text)
+        crons = rt.supervisor.crons
+        await crons.start_from(runbook, rt.project, NS, "doomed")
+        await rt.wait_until(lambda: bool(skips(rt)), within=3600)
+        assert [(e.reason, e.scheduled_at_ms - EPOCH_MS) for e in skips(rt)] == [
+            ("error", 10 * MIN)
+        ]
+        assert next_fire(rt, "doomed") == EPOCH_MS + 20 * MIN
+        await trio.sleep(60)
+        with pytest.raises(OjError, match=r"local\.x evaluation failed"):
+            await crons.once_from(runbook, rt.project, NS, "doomed")
+        assert len(skips(rt)) == 1 and fires(rt) == []
+        record = rt.store.state.crons[f"{NS}/doomed"]
+        assert record.last_scheduled_at_ms == EPOCH_MS + 10 * MIN

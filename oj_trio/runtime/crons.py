@@ -360,9 +360,10 @@ class CronService:
                 reason="error",
                 at_ms=now,
             )
-            await self._commit_if_running(record, fire, [*events, skip])
-            if fire.manual:
+            if fire.manual:  # the caller hears it; a manual fire is no scheduled time
+                await self._commit_if_running(record, fire, events)
                 raise
+            await self._commit_if_running(record, fire, [*events, skip])
             return None
         fired = ev.CronFired(
             cron_name=record.name,
