@@ -322,3 +322,40 @@ def test_a_start_reply_that_comes_after_the_first_fire_says_now() -> None:
     assert _next(now + 90_000) == "; next fire in 1m"
     assert _next(now - 5) == "; next fire now"  # not "in now"
     assert _next(None) == ""
+
+
+SLOW = """
+pipeline "slow" {
+  locals { when = "$(touch MARKS/preparing-$$; sleep 4; echo ${cron.scheduled_at})" }
+  step "mark" { run = "echo ${local.when} >> MARKS/slow" }
+}
+cron "slowfire" {
+  interval = "3s"
+  run      = { pipeline = "slow" }
+}
+"""
+
+
+def test_a_daemon_killed_inside_a_fire_loses_nothing(ojenv: OjEnv) -> None:
+    """SIGKILL while a fire is being prepared (its timer consumed by `timer:start`, its `$(…)`
+    local still running, nothing recorded yet): the restarted daemon handles that fire, on time,
+    and records it once."""
+    marks = ojenv.root / "m"
+    marks.mkdir()
+    ojenv.runbook("slow.hcl", SLOW.replace("MARKS", str(marks)))
+    ojenv.ok("cron", "start", "slowfire")
+    due = cron(ojenv, "slowfire")["next_fire_at_ms"]
+    wait_for(lambda: list(marks.glob("preparing-*")), timeout=30, what="the fire's preparation")
+    ojenv.kill_daemon()
+    assert wal_events(ojenv, "cron:fired") == []
+    assert any(e["id"] == "cron:p/slowfire" for e in wal_events(ojenv, "timer:start"))
+    ojenv.ok("daemon", "start")
+    wait_for(lambda: wal_events(ojenv, "cron:fired"), timeout=60, what="the fire recorded")
+    first = wal_events(ojenv, "cron:fired")[0]
+    assert first["scheduled_at_ms"] == due and not first.get("catch_up")
+    wait_for(lambda: (marks / "slow").exists(), timeout=60, what="its step")
+    ojenv.ok("cron", "stop", "slowfire")
+    scheduled = [int(str(e["scheduled_at_ms"])) for e in wal_events(ojenv, "cron:fired")]
+    assert scheduled.count(int(str(due))) == 1 and scheduled == sorted(set(scheduled))
+    log = (ojenv.state / "daemon.log").read_text()
+    assert "the daemon stopped while firing it" in log
