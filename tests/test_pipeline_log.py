@@ -175,3 +175,20 @@ def test_background_writer_keeps_order_and_flush_is_a_barrier(tmp_path: Path) ->
     plog.close_all()
     assert plog.path("p2").read_text().splitlines()[-1].endswith("[s] last")
     assert plog.open_count == 0
+
+
+def test_background_writer_joins_lines_but_keeps_closes_in_order(tmp_path: Path) -> None:
+    """Lines queued together for one log go out in one write; a close queued between them
+    comes after the lines before it, and the lines after it reopen the log."""
+    plog = PipelineLog(tmp_path / "logs", clock=Clock(), max_open=4, background=True)
+    for round_ in range(50):
+        plog.write("a", "s", f"r{round_} one")
+        plog.write("b", "s", f"r{round_} other")
+        plog.write("a", "s", f"r{round_} two")
+        plog.close("a")
+        plog.write("a", "s", f"r{round_} three")
+    plog.close_all()
+    lines = [line.split("] ", 1)[1] for line in plog.path("a").read_text().splitlines()]
+    assert lines == [f"r{n} {w}" for n in range(50) for w in ("one", "two", "three")]
+    assert plog.path("b").read_text().count("other") == 50
+    assert plog.open_count == 0

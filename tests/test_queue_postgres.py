@@ -387,3 +387,29 @@ def test_worker_stop_and_auto_start_keep_their_meaning_per_daemon(
         "3",
     }
     assert _lines_of(marks, "start", "A") == set()
+
+
+def test_a_stopped_worker_still_settles_its_items_once_the_database_is_back(
+    cluster: PgCluster, db: str, marks: Path
+) -> None:
+    """`oj worker stop` cancels nothing: an item whose pipeline ended while the database was
+    away gets its outcome when the database answers again, though the worker stays stopped."""
+    with oj_env() as env:
+        a = Machine(env, "A", db, marks)
+        (marks / "hold.0").touch()
+        a.ok("queue", "push", "q", '{"n": "0"}')
+        wait_for(lambda: "0" in _lines_of(marks, "start", "A"), what="item 0 running")
+        a.ok("worker", "stop", "w")
+        cluster.stop()
+        try:
+            (marks / "hold.0").unlink()
+            wait_for(lambda: "0" in _lines_of(marks, "end", "A"), what="item 0 ends while down")
+            wait_for(
+                lambda: "not settled yet" in (a.env.state / "daemon.log").read_text(),
+                what="the outcome waiting for the database",
+            )
+        finally:
+            cluster.start()
+        wait_for(lambda: status_counts(a)["completed"] == 1, timeout=60, what="item 0 completed")
+        assert a.json("worker", "list")[0]["status"] == "stopped"
+        assert a.json("worker", "list")[0]["active"] == 0

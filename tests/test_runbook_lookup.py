@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,44 @@ def test_project_memo_follows_every_change_on_disk(tmp_path: Path) -> None:
     (runbooks / "a.hcl").symlink_to(again)
     assert cached_project(root) is None
     assert find_queue(root, "q4")[1].name == "q4"
+
+
+def test_settled_project_memo_is_checked_by_stat_and_still_sees_every_change(
+    tmp_path: Path,
+) -> None:
+    """Files and directories left alone for a while are checked with a stat each, no walk; an
+    added, removed or edited file still changes a directory's or the file's stamp."""
+    from oj_trio.runbook import loader
+
+    root = project(tmp_path, {"a.hcl": GOOD, "sub/b.toml": ""})
+    runbooks = root / ".oj" / "runbooks"
+
+    def age_everything() -> None:
+        old = time.time_ns() - 60 * 10**9
+        for path in [runbooks, runbooks / "sub", *runbooks.rglob("*.*")]:
+            os.utime(path, ns=(old, old))
+
+    fresh = load_project(root)
+    assert loader._projects[str(root)][2] is False  # just written: not settled yet
+    age_everything()
+    assert loader.cached_project(root) is None  # the ages changed: one reload
+    first = load_project(root)
+    assert loader._projects[str(root)][2] is True
+    assert loader.cached_project(root) is first and first is not fresh
+
+    (runbooks / "sub" / "c.json").write_text("{}")  # a new file in a subdirectory
+    assert loader.cached_project(root) is None
+    assert [r.path for r in load_project(root)][-1] == ".oj/runbooks/sub/c.json"
+
+    age_everything()
+    load_project(root)
+    (runbooks / "sub" / "c.json").unlink()  # a removal
+    assert loader.cached_project(root) is None
+    age_everything()
+    load_project(root)
+    # an edit of the same size, its time set back to another old value
+    (runbooks / "a.hcl").write_text(GOOD.replace('"q"', '"r"'))
+    older = time.time_ns() - 120 * 10**9
+    os.utime(runbooks / "a.hcl", ns=(older, older))
+    assert loader.cached_project(root) is None
+    assert find_queue(root, "r")[1].name == "r"

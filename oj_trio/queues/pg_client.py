@@ -167,6 +167,7 @@ class PgClient:
         if self.error is not None:
             log.info("queue database %s answers again", self.label)
             self.error = None
+            self.renew_soon()  # leases may have lapsed meanwhile: renew (or learn they are lost)
             self.on_wake(None)
 
     def _connect(self) -> psycopg.Connection[Any]:

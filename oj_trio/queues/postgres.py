@@ -44,6 +44,9 @@ from .pg_client import CHANNEL, Held, PgClient
 from .pg_schema import NOW_MS
 
 Conn = psycopg.Connection[Any]
+#: The shortest wait between two looks at a queue whose next item is (over)due but could not be
+#: claimed (another daemon holds its row lock for a moment).
+MIN_POLL = 0.05
 log = logging.getLogger("oj.queues.pg")
 
 _COLUMNS = (
@@ -170,12 +173,15 @@ class PostgresQueue:
                     ),
                 )
                 taken.append((item_id, data, pid, int(failures)))
+            # When a retry or someone else's lease falls due (this daemon's own claims are
+            # renewed, and never claimed twice here).
             due = conn.execute(
                 f"""SELECT min(CASE status WHEN 'failed' THEN retry_at_ms
                                           ELSE lease_until_ms END) - {NOW_MS}
                 FROM oj_queue_items WHERE namespace = %s AND queue = %s
-                  AND status IN ('failed', 'active')""",
-                self._key,
+                  AND status IN ('failed', 'active') AND id <> ALL(%s::text[])
+                  AND (pipeline_id IS NULL OR pipeline_id <> ALL(%s::text[]))""",
+                (*self._key, sorted(in_flight), pipeline_ids),
             ).fetchone()
             return taken, None if due is None or due[0] is None else int(due[0])
 
@@ -186,7 +192,7 @@ class PostgresQueue:
             raise
         self.poll_interval = self.client.poll_seconds
         if due_in_ms is not None:
-            self.poll_interval = min(self.poll_interval, max(0.01, due_in_ms / 1000 + 0.005))
+            self.poll_interval = min(self.poll_interval, max(MIN_POLL, due_in_ms / 1000 + 0.005))
         claims: list[Claim] = []
         for item_id, data, pid, failures in taken:
             self.client.held[pid] = Held(self.namespace, self.queue_name, item_id, failures)

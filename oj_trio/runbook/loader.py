@@ -8,6 +8,8 @@ can look entities up on every request without re-parsing unchanged files.
 from __future__ import annotations
 
 import os
+import stat as stat_module
+import time
 from pathlib import Path
 
 import attrs
@@ -91,52 +93,92 @@ def discover_runbooks(directory: Path) -> list[Path]:
     return sorted(found)
 
 
-#: Per project root: the stamp of its runbook files when last loaded, and what they loaded to.
-_projects: dict[str, tuple[tuple[tuple[str, int, int, int, int], ...], list[LoadedRunbook]]] = {}
+#: (path, mtime, size, device, inode) of every runbook file and directory of a project.
+_Stamp = tuple[tuple[str, int, int, int, int], ...]
+
+#: Per project root: the stamp of its runbook files when last loaded, what they loaded to, and
+#: whether the stamp is *settled* (see :func:`_project_stamp`).
+_projects: dict[str, tuple[_Stamp, list[LoadedRunbook], bool]] = {}
+
+#: A file system time stamp this close to the moment it was read may still be shared by a later
+#: change (time stamps are coarse: a few milliseconds), so it cannot prove "nothing changed".
+_RACY_NS = 1_000_000_000
 
 
-def _project_stamp(project_root: Path) -> tuple[tuple[str, int, int, int, int], ...] | None:
-    """Every runbook file of the project with its (mtime, size, device, inode): one directory
-    walk and one ``stat`` per file, on plain strings (this runs on every request that names a
-    project). ``None`` if a file vanished meanwhile or a directory cannot be listed. The inode
-    catches a symlink pointed at another file, which a path-keyed stamp would miss."""
+def _project_stamp(project_root: Path) -> tuple[_Stamp | None, bool]:
+    """Every runbook file and directory of the project with its (mtime, size, device, inode):
+    one directory walk and one ``stat`` per file, on plain strings (this runs on every request
+    that names a project). ``None`` if a file vanished meanwhile or a directory cannot be
+    listed. The inode catches a symlink pointed at another file, which a path-keyed stamp would
+    miss.
+
+    Also whether the stamp is *settled*: every time stamp in it is older than the walk by more
+    than :data:`_RACY_NS`. Only then do unchanged directory times prove that no file was added
+    or removed, and :func:`cached_project` may skip the walk (as git trusts an index entry only
+    when the file is older than the index)."""
+    started = time.time_ns()
     directory = os.fspath(runbook_dir(project_root))
     found: list[tuple[str, int, int, int, int]] = []
     try:
-        if not os.path.isdir(directory):
-            st = os.stat(directory)  # a single file given as the runbook directory
-            return ((directory, st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino),)
-        _scan(directory, found)
+        st = os.stat(directory)
+        found.append((directory, st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino))
+        if stat_module.S_ISDIR(st.st_mode):
+            _scan(directory, found)
     except FileNotFoundError:
-        return None if os.path.lexists(directory) else ()
+        return (None if os.path.lexists(directory) else ()), False
     except OSError:
-        return None
+        return None, False
     found.sort()
-    return tuple(found)
+    settled = all(entry[1] < started - _RACY_NS for entry in found)
+    return tuple(found), settled
 
 
 def _scan(top: str, found: list[tuple[str, int, int, int, int]]) -> None:
     """What :func:`discover_runbooks` finds (symlinked directories are not entered, as
-    ``os.walk`` does), stamped."""
+    ``os.walk`` does), stamped, with the directories entered."""
     with os.scandir(top) as entries:
         for entry in entries:
             if entry.is_dir():
                 if not entry.is_symlink():
+                    st = entry.stat()
+                    found.append((entry.path, st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino))
                     _scan(entry.path, found)
             elif format_of(entry.name):
                 st = entry.stat()
                 found.append((entry.path, st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino))
 
 
+def _unchanged(stamp: _Stamp) -> bool:
+    """Whether every file and directory of a settled stamp is as it was: a ``stat`` each, no
+    walk (a file added to or removed from a directory changes that directory's time)."""
+    try:
+        for path, mtime, size, dev, ino in stamp:
+            st = os.stat(path)
+            if (st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino) != (mtime, size, dev, ino):
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def cached_project(project_root: Path) -> list[LoadedRunbook] | None:
     """The project's runbooks if none changed since :func:`load_project` last loaded them, else
-    ``None``. Costs a directory walk and a ``stat`` per file, no parsing: cheap enough for the
-    daemon to call inline on every request that names a project."""
-    hit = _projects.get(str(project_root))
+    ``None``. No parsing: a ``stat`` per file and directory once the files have been left alone
+    for a second, a directory walk before that. Cheap enough for the daemon to call inline on
+    every request that names a project."""
+    key = str(project_root)
+    hit = _projects.get(key)
     if hit is None:
         return None
-    stamp = _project_stamp(project_root)
-    return hit[1] if stamp is not None and stamp == hit[0] else None
+    stamp, loaded, settled = hit
+    if settled and _unchanged(stamp):
+        return loaded
+    fresh, fresh_settled = _project_stamp(project_root)
+    if fresh is None or fresh != stamp:
+        return None
+    if fresh_settled and not settled:
+        _projects[key] = (stamp, loaded, True)
+    return loaded
 
 
 def project_is_cached(project_root: Path) -> bool:
@@ -146,17 +188,16 @@ def project_is_cached(project_root: Path) -> bool:
 
 def load_project(project_root: Path) -> list[LoadedRunbook]:
     """Every runbook of a project, paths shown relative to the project root."""
-    stamp = _project_stamp(project_root)
-    key = str(project_root)
-    hit = _projects.get(key)
-    if hit is not None and stamp is not None and hit[0] == stamp:
-        return hit[1]
+    hit = cached_project(project_root)
+    if hit is not None:
+        return hit
+    stamp, settled = _project_stamp(project_root)
     out: list[LoadedRunbook] = []
     for file in discover_runbooks(runbook_dir(project_root)):
         out.append(load_runbook(file, _relative(file, project_root)))
     if stamp is not None:
         # Stamped before reading: a file edited meanwhile no longer matches, so it is re-read.
-        _projects[key] = (stamp, out)
+        _projects[str(project_root)] = (stamp, out, settled)
     return out
 
 

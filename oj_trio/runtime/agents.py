@@ -233,6 +233,8 @@ class AgentService:
         self.live: dict[str, AgentRun] = {}
         #: ``resume -m`` messages for a pipeline whose agent step has no watcher yet.
         self.pending_resume: dict[str, str] = {}
+        #: pipeline id → the session being started for it, until a watcher owns it.
+        self.spawning: dict[str, str] = {}
 
     # -- lookups used by handlers ----------------------------------------------------------------
 
@@ -293,7 +295,11 @@ class AgentService:
             if extra:
                 run.inbox.send_nowait(ResumeMsg(extra))
         else:
-            run = await self._spawn(p, agent, extra_prompt=extra)
+            try:
+                run = await self._spawn(p, agent, extra_prompt=extra)
+            finally:
+                # Cancelled while tmux was starting it: the session must not outlive the step.
+                await self._end_unwatched(p.id)
         if isinstance(run, Failed):
             return run
         holder = [run]
@@ -305,9 +311,17 @@ class AgentService:
         finally:
             current = holder[0]
             self.live.pop(current.agent_id, None)
+            await self._end_unwatched(p.id)
             if not self.supervision.is_draining():
                 with trio.CancelScope(shield=True):
                     await self._end_session(current.session)
+
+    async def _end_unwatched(self, pipeline_id: str) -> None:
+        """End a session whose spawn was interrupted before a watcher took it over."""
+        session = self.spawning.pop(pipeline_id, None)
+        if session is not None and not self.supervision.is_draining():
+            with trio.CancelScope(shield=True):
+                await self._end_session(session)
 
     async def _end_session(self, session: str) -> None:
         try:
@@ -422,24 +436,35 @@ class AgentService:
                 command = append_prompt(command, prompt)
         # Durable before tmux starts anything: a restart finds the session by this record.
         at = ctx.clock.now_ms()
-        await ctx.commit(
+        announce: list[ev.EventBase] = [
             ev.StepStarted(
                 pipeline_id=p.id, step=p.step, at_ms=at, agent_id=agent_id, agent_name=agent.name
             ),
             ev.SessionCreated(id=session, pipeline_id=p.id),
-        )
-        if prompt:
-            await ctx.commit(ev.PipelineUpdated(id=p.id, vars={"prompt": prompt}))
+        ]
+        if prompt != p.vars.get("prompt", ""):
+            # Kept for a re-attach after a restart (recover/resume build on it).
+            announce.append(ev.PipelineUpdated(id=p.id, vars={"prompt": prompt}))
+        self.spawning[p.id] = session
+        await ctx.commit(*announce)
         ctx.log.write(p.id, p.step, f"agent spawned: {agent.name} ({command})")
         ctx.log.write(p.id, p.step, f"agent log: {paths.agent_log_path(ctx.state_dir, agent_id)}")
+        # The exit status also goes to a file: with pipe-pane, tmux 3.3a sometimes leaves
+        # #{pane_dead_status} empty (measured: 1 pane in 15).
+        status_file = shlex.quote(str(exit_status_path(ctx.state_dir, agent_id)))
+        pane_command = f'( {command}\n); s=$?; printf %s "$s" > {status_file}; exit $s'
         try:
-            await self.tmux.new_session(session, command, cwd=cwd, env=env, pipe_to=pane_log)
+            agent_dir.mkdir(parents=True, exist_ok=True)
+            await self.tmux.new_session(session, pane_command, cwd=cwd, env=env, pipe_to=pane_log)
         except (TmuxError, OSError) as exc:
+            self.spawning.pop(p.id, None)
             await self._end_session(session)
             return Failed(f"agent {agent.name} failed to start: {exc}")
         if agent.notify.on_start:
             self._notify(p, agent, agent.notify.on_start)
-        return self._new_run(p, agent, agent_id, session, cwd, prompt)
+        run = self._new_run(p, agent, agent_id, session, cwd, prompt)
+        self.spawning.pop(p.id, None)
+        return run
 
     async def _render_prompt(self, p: Pipeline, agent: Agent, context: dict[str, str]) -> str:
         if agent.prompt_file:
@@ -505,6 +530,8 @@ class AgentService:
                     continue
                 run.dead_handled = True
                 status = pane.exit_status if pane is not None else None
+                if status is None:
+                    status = _read_status(exit_status_path(self.ctx.state_dir, run.agent_id))
                 self.ctx.log.write(
                     run.pipeline_id,
                     run.step,
@@ -859,6 +886,18 @@ class AgentService:
                 continue
             await self.ctx.commit(ev.SessionDeleted(id=session))
         return killed
+
+
+def exit_status_path(state_dir: Path, agent_id: str) -> Path:
+    return paths.agents_dir(state_dir) / agent_id / "exit"
+
+
+def _read_status(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else None
 
 
 def _trigger_text(trigger: Trigger) -> str:
