@@ -358,4 +358,4 @@ def test_a_daemon_killed_inside_a_fire_loses_nothing(ojenv: OjEnv) -> None:
     scheduled = [int(str(e["scheduled_at_ms"])) for e in wal_events(ojenv, "cron:fired")]
     assert scheduled.count(int(str(due))) == 1 and scheduled == sorted(set(scheduled))
     log = (ojenv.state / "daemon.log").read_text()
-    assert "the daemon stopped while firing it" in log
+    assert "cron p/slowfire: the daemon stopped while firing it" in log
