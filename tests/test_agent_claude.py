@@ -283,3 +283,14 @@ def test_prompt_file_relative_to_the_project_and_the_inline_prompt(env: OjEnv) -
     pid = env.run_pipeline("go", "y")
     detail = env.wait_step(pid, "failed")
     assert detail["error"].startswith("prompt error for agent coder: No such file or directory")
+
+
+def test_a_trust_dialog_is_accepted_and_a_login_screen_fails_the_step(env: OjEnv) -> None:
+    runbook(env, "trust", 'on_idle = "done"')
+    pid = env.run_pipeline("go", "a")
+    assert env.wait_step(pid, "done")["step_status"] == "Completed"
+    assert (env.project / ".fake-claude-trust").read_text() == "y"
+    runbook(env, "login")
+    pid = env.run_pipeline("go", "b")
+    detail = env.wait_step(pid, "failed")
+    assert detail["error"].startswith("Claude Code is not authenticated.")
