@@ -345,7 +345,9 @@ class AgentService:
         agent_log = paths.agent_log_path(self.ctx.state_dir, agent_id)
         observer: Observer
         if agent.is_generic:
-            observer = PaneOutputObserver(agent_log, self.idle_ms)
+            observer = PaneOutputObserver(
+                agent_log, self.idle_ms, wall_clock=self.ctx.clock.syncs_with_wall
+            )
         else:
             observer = SessionLogObserver(
                 session_log_path(claude_config_dir(self.ctx.env), cwd, agent_id),
@@ -510,7 +512,12 @@ class AgentService:
         while True:
             run = holder[0]
             message: Message | None = None
-            with trio.move_on_after(self.poll):
+            wait = self.poll
+            due = run.observer.idle_due_ms()
+            if due is not None:
+                # Wake when idle falls due rather than up to a poll later.
+                wait = min(wait, max(0.005, (due - self.ctx.clock.now_ms()) / 1000))
+            with trio.move_on_after(wait):
                 message = await run.outbox.receive()
             if message is not None:
                 outcome = await self._on_message(holder, nursery, message)
