@@ -47,12 +47,22 @@ Conn = psycopg.Connection[Any]
 #: The shortest wait between two looks at a queue whose next item is (over)due but could not be
 #: claimed (another daemon holds its row lock for a moment).
 MIN_POLL = 0.05
+#: History entries kept per item (the newest): a few dozen claims and outcomes say what
+#: happened to it; thousands of retries would only bloat every read of the queue.
+HISTORY_KEEP = 50
 log = logging.getLogger("oj.queues.pg")
 
 _COLUMNS = (
     "id, data, status, worker_name, owner, pushed_at_ms, failure_count, error, failed_at_ms, "
     "ended_at_ms, history"
 )
+
+
+def _appended(entries: str) -> str:
+    """SQL for the item's history with ``entries`` added, keeping the newest
+    :data:`HISTORY_KEEP`: an item retried forever must not grow without bound (its failure
+    count is kept apart, whole)."""
+    return f"jsonb_path_query_array(history || {entries}, '$[last - {HISTORY_KEEP - 1} to last]')"
 
 
 def _entry(event: str, owner: str | None = None, detail: str | None = None) -> str:
@@ -159,7 +169,7 @@ class PostgresQueue:
                 conn.execute(
                     f"""UPDATE oj_queue_items SET status = 'active', worker_name = %s,
                         owner = %s, pipeline_id = %s, lease_until_ms = {NOW_MS} + %s,
-                        retry_at_ms = NULL, history = history || {history}
+                        retry_at_ms = NULL, history = {_appended(history)}
                     WHERE namespace = %s AND queue = %s AND id = %s""",
                     (
                         worker.name,
@@ -225,7 +235,7 @@ class PostgresQueue:
             pipeline_id,
             item_id,
             f"""status = 'completed', ended_at_ms = {NOW_MS}, lease_until_ms = NULL,
-                history = history || {_entry("completed", "owner")}""",
+                history = {_appended(_entry("completed", "owner"))}""",
             (),
         )
         count = self.client.completions.get(self._key, 0) + 1
@@ -264,7 +274,7 @@ class PostgresQueue:
             f"""status = %s, failure_count = failure_count + 1, error = %s,
                 failed_at_ms = {NOW_MS}, retry_at_ms = {NOW_MS} + %s::bigint,
                 ended_at_ms = CASE WHEN %s THEN {NOW_MS} ELSE 0 END, lease_until_ms = NULL,
-                history = history || {_entry(status, "owner", "%s::text")}""",
+                history = {_appended(_entry(status, "owner", "%s::text"))}""",
             (status, error, delay, delay is None, error),
         )
 
@@ -274,7 +284,7 @@ class PostgresQueue:
             pipeline_id,
             item_id,
             f"""status = 'pending', worker_name = NULL, owner = NULL, lease_until_ms = NULL,
-                history = history || {_entry("released", "owner")}""",
+                history = {_appended(_entry("released", "owner"))}""",
             (),
             notify=True,
         )
@@ -452,7 +462,7 @@ class PostgresQueue:
             rows = conn.execute(
                 f"""UPDATE oj_queue_items SET status = 'pending', failure_count = 0,
                     worker_name = NULL, owner = NULL, pipeline_id = NULL, retry_at_ms = NULL,
-                    ended_at_ms = 0, history = history || {_entry("retried")}
+                    ended_at_ms = 0, history = {_appended(_entry("retried"))}
                 WHERE namespace = %s AND queue = %s AND {where} RETURNING id, seq""",
                 (*self._key, *params),
             ).fetchall()
