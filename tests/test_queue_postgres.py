@@ -276,6 +276,21 @@ def test_retry_cooldown_dead_and_manual_retry_across_two_daemons(
     assert "No items" in a.ok("queue", "items", "q")
 
 
+def test_queue_list_shows_a_shared_queue_with_items_no_runbook_defines_any_more(
+    two: tuple[Machine, Machine],
+) -> None:
+    a, b = two
+    a.ok("queue", "push", "q", "--file", "-", input=batch(range(2)))  # A's worker runs them
+    b.ok("daemon", "start")
+    b.env.runbook("q.hcl", 'queue "r" {\n  type = "persisted"\n  vars = ["n"]\n}\n')
+    listed = {q["name"]: q for q in b.json("queue", "list")}
+    assert set(listed) == {"q", "r"}, listed
+    assert sum(listed["q"][k] for k in ("pending", "active", "completed")) == 2, listed["q"]
+    assert listed["q"]["workers"] == [] and listed["r"]["pending"] == 0
+    # Another project (namespace) of the same database lists none of them.
+    assert "q" not in b.ok("queue", "list", "--project", "elsewhere")
+
+
 def test_config_toml_url_selects_the_database_and_env_wins(
     db: str, cluster: PgCluster, marks: Path
 ) -> None:

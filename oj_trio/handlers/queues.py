@@ -251,9 +251,28 @@ async def list_queues(s: Services, query: ListQueuesQuery) -> QueuesResponse:
     for items in state.queue_items.values():
         first = next(iter(items.values()), None)
         if first is not None and first.namespace == namespace and first.queue_name not in seen:
+            seen.add(first.queue_name)
             out.append(queue_summary(first.queue_name, namespace, "persisted", items.values(), []))
+    out += await _remote_leftovers(s, query["project_root"], namespace, seen)
     out.sort(key=lambda q: q["name"])
     return {"type": "Queues", "queues": out}
+
+
+async def _remote_leftovers(
+    s: Services, root: str, namespace: str, seen: set[str]
+) -> list[QueueSummary]:
+    """Shared queues that still hold items in the project's database but are no longer
+    defined (as for local queues); none when the database is away (the defined queues say so)."""
+    try:
+        names = await s.workers.remote.queue_names(root, namespace)
+    except QueueError:
+        return []
+    out = []
+    for name in names:
+        remote = _remote(s, root, namespace, name)
+        if name not in seen and remote is not None:
+            out.append(await _remote_summary(remote, []))
+    return out
 
 
 async def _remote_summary(remote: PostgresQueue, workers: list[str]) -> QueueSummary:
