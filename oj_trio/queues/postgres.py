@@ -40,7 +40,7 @@ from ..records import QueueItem, QueueItemStatus
 from ..state import AmbiguousPrefixError
 from ..store import Store
 from .backend import KEEP_COMPLETED, PRUNE_EVERY, Claim, Claims, QueueError, WorkerRef
-from .pg_client import CHANNEL, Held, PgClient
+from .pg_client import CHANNEL, SETTLED, Held, PgClient
 from .pg_schema import NOW_MS
 
 Conn = psycopg.Connection[Any]
@@ -129,8 +129,11 @@ class PostgresQueue:
     def _key(self) -> tuple[str, str]:
         return (self.namespace, self.queue_name)
 
-    def _notify(self, conn: Conn) -> None:
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(list(self._key))))
+    def _notify(self, conn: Conn, *, settled: bool = False) -> None:
+        """Tell every daemon (at commit) that the queue has news: items to claim, or
+        (``settled``) only changed items, which wake ``oj queue wait`` but no worker."""
+        payload = [*self._key, SETTLED] if settled else list(self._key)
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(payload)))
 
     # -- the worker's side -----------------------------------------------------------------------
 
@@ -310,8 +313,8 @@ class PostgresQueue:
                   AND status = 'active'""",
                 (*params, *self._key, item_id, pipeline_id),
             )
-            if notify and cur.rowcount:
-                self._notify(conn)
+            if cur.rowcount:
+                self._notify(conn, settled=not notify)
 
         await self.client.run(settle)
         self.client.held.pop(pipeline_id, None)
@@ -430,6 +433,7 @@ class PostgresQueue:
                 "DELETE FROM oj_queue_items WHERE namespace = %s AND queue = %s AND id = %s",
                 (*self._key, item_id),
             )
+            self._notify(conn, settled=True)
             return item_id
 
         return await self.client.run(delete)
