@@ -503,8 +503,9 @@ class CronSkipped(EventBase):
     namespace: str = ""
     #: The fire skipped (``missed``: the latest of those missed, the cron's phase from then on).
     scheduled_at_ms: int
-    #: ``concurrency`` (too many runs still active) or ``missed`` (due while the daemon was down
-    #: or asleep, and outside any ``catch_up`` window).
+    #: ``concurrency`` (too many runs still active), ``missed`` (due while the daemon was down
+    #: or asleep, and outside any ``catch_up`` window) or ``error`` (its pipeline could not be
+    #: created, say a failing ``$(…)`` local; a scheduled fire only: ``oj cron once`` reports it).
     reason: str
     #: How many scheduled fires this stands for (``missed``: all those since the last handled one).
     count: int = 1

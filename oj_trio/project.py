@@ -45,8 +45,13 @@ def _main_checkout(root: Path) -> Path | None:
     return main if (main / ".oj").is_dir() else None
 
 
-def _config_value(root: Path, table: str, key: str) -> str | None:
-    """`[table] key` from `.oj/config.toml` when it is a non-empty string."""
+def _config_value(root: Path, table: str, key: str, *, strict: bool = False) -> str | None:
+    """`[table] key` from `.oj/config.toml` when it is a non-empty string.
+
+    Raises:
+        OjError: only with ``strict``: the file cannot be read or parsed, or the value is not a
+            string (for a setting whose silent absence would do harm).
+    """
     config = root / ".oj" / "config.toml"
     if not config.is_file():
         return None
@@ -54,13 +59,21 @@ def _config_value(root: Path, table: str, key: str) -> str | None:
 
     try:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        if strict:
+            from .errors import OjError
+
+            raise OjError(f"{config}: {exc}") from None
         return None
     section = data.get(table)
     if isinstance(section, dict):
         value = section.get(key)
         if isinstance(value, str) and value:
             return value
+        if strict and value is not None and not isinstance(value, str):
+            from .errors import OjError
+
+            raise OjError(f"{config}: [{table}] {key} must be a string")
     return None
 
 
@@ -71,8 +84,13 @@ def config_namespace(root: Path) -> str | None:
 
 def queue_url(root: Path, env: Mapping[str, str]) -> str | None:
     """Where the project's persisted queues live: `OJ_QUEUE_URL` (the daemon's environment)
-    > `.oj/config.toml [queues] url` > None (the daemon's own WAL)."""
-    return env.get("OJ_QUEUE_URL") or _config_value(root, "queues", "url")
+    > `.oj/config.toml [queues] url` > None (the daemon's own WAL).
+
+    Raises:
+        OjError: `.oj/config.toml` is malformed: a daemon must not quietly keep a private queue
+            while the other machines share one.
+    """
+    return env.get("OJ_QUEUE_URL") or _config_value(root, "queues", "url", strict=True)
 
 
 def resolve_namespace(

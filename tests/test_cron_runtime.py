@@ -19,6 +19,7 @@ import trio.testing
 from runtime_harness import EPOCH_MS, RuntimeHarness, Step, open_runtime
 
 from oj_trio import events as ev
+from oj_trio import pipeline_setup
 from oj_trio.errors import NotFoundError, OjError
 from oj_trio.runtime.timer_service import FiredTimer
 from oj_trio.timers import CRON, cron_id
@@ -333,8 +334,10 @@ async def test_a_crash_between_the_timer_and_the_fire_loses_nothing(
     state = tmp_path / "state"
     async with open_runtime(tmp_path, state_dir=state) as rt:
         await start(rt, "seven")
-        await wait_fires(rt, 1)  # 7 minutes
-    seven_at = EPOCH_MS + 7 * MIN + 1
+        got = await wait_fires(rt, 1)  # 7 minutes
+        await rt.wait_ended(got[0].pipeline_id)  # (else the 14-minute fire meets it: concurrency)
+        assert rt.ctx.clock.now_ms() < EPOCH_MS + 8 * MIN
+    seven_at = EPOCH_MS + 8 * MIN
     # the "crashing" daemon: it consumes the 14-minute timer and records nothing
     async with open_runtime(
         tmp_path, state_dir=state, epoch_ms=seven_at, timer_handlers={CRON: _never_handled}
@@ -442,3 +445,45 @@ async def test_wall_clock_jumps_neither_double_fire_nor_stall(
         assert (got[2].scheduled_at_ms, got[2].catch_up) == (EPOCH_MS + 410 * MIN, False)
         assert [e.count for e in skips(rt, "missed")] == [4]  # 2h50, 3h50, 4h50 and 5h50
         assert next_fire(rt, "hourly") == EPOCH_MS + 470 * MIN
+
+
+async def test_a_fire_whose_pipeline_cannot_be_created(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduled fire is skipped as ``error`` (the cron goes on, in phase); ``oj cron once``
+    reports the error to its caller and records no skip (it is no scheduled time: the phase
+    a crash recovery resumes from stays the last scheduled one)."""
+
+    async def failing_local(key: str, *_args: object) -> str:
+        # (as a `$(exit 3)` local fails; no real bash: virtual time would jump while it runs)
+        raise OjError(f"local.{key} evaluation failed: exit 3")
+
+    monkeypatch.setattr(pipeline_setup, "eval_local", failing_local)
+    text = (
+        RUNBOOK
+        + """
+pipeline "broken" {
+  locals { x = "$(exit 3)" }
+  step "run" { run = "true" }
+}
+cron "doomed" {
+  interval = "10m"
+  run      = { pipeline = "broken" }
+}
+"""
+    )
+    async with open_runtime(tmp_path) as rt:
+        runbook = rt.load(text)
+        crons = rt.supervisor.crons
+        await crons.start_from(runbook, rt.project, NS, "doomed")
+        await rt.wait_until(lambda: bool(skips(rt)), within=3600)
+        assert next_fire(rt, "doomed") == EPOCH_MS + 20 * MIN
+        await trio.sleep(60)
+        with pytest.raises(OjError, match=r"local\.x evaluation failed"):
+            await crons.once_from(runbook, rt.project, NS, "doomed")
+        assert [(e.reason, e.scheduled_at_ms - EPOCH_MS) for e in skips(rt)] == [
+            ("error", 10 * MIN)
+        ]
+        assert fires(rt) == []
+        record = rt.store.state.crons[f"{NS}/doomed"]
+        assert record.last_scheduled_at_ms == EPOCH_MS + 10 * MIN

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from oj_trio.errors import OjError
 from oj_trio.project import queue_url
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
@@ -23,13 +24,27 @@ def test_queue_url_env_wins_over_config_and_neither_means_the_wal(tmp_path: Path
     assert queue_url(tmp_path, {"OJ_QUEUE_URL": ""}) == "postgresql:///a"
 
 
-@pytest.mark.parametrize(
-    "text", ['[queues]\nurl = ""\n', "[queues]\nurl = 3\n", "queues = 1\n", "not toml ["]
-)
-def test_queue_url_ignores_an_unusable_config(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize("text", ['[queues]\nurl = ""\n', "queues = 1\n", "[project]\n"])
+def test_queue_url_without_a_url_means_the_wal(tmp_path: Path, text: str) -> None:
     (tmp_path / ".oj").mkdir()
     (tmp_path / ".oj" / "config.toml").write_text(text)
     assert queue_url(tmp_path, {}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("not toml [", "config.toml: "), ("[queues]\nurl = 3\n", "[queues] url must be a string")],
+)
+def test_a_malformed_config_is_an_error_not_a_private_queue(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / ".oj").mkdir()
+    (tmp_path / ".oj" / "config.toml").write_text(text)
+    with pytest.raises(OjError) as raised:
+        queue_url(tmp_path, {})
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    # The daemon's environment still wins without reading the file.
+    assert queue_url(tmp_path, {"OJ_QUEUE_URL": "postgresql:///b"}) == "postgresql:///b"
 
 
 def test_redact_hides_the_password_only() -> None:

@@ -58,7 +58,11 @@ def cmd_cron_start(args: argparse.Namespace) -> int:
 
 
 def _next(ms: int | None) -> str:
-    return f"; next fire in {until(ms)}" if ms else ""
+    """`; next fire in 2s` (`; next fire now` once it is due: the reply may come late)."""
+    if not ms:
+        return ""
+    left = until(ms)
+    return "; next fire now" if left == "now" else f"; next fire in {left}"
 
 
 def stop_lines(stopped: Sequence[str], name: str | None) -> list[str]:

@@ -48,7 +48,7 @@ from ..runbook.model import Runbook
 from ..runbook.names import nonce_of
 from ..schedules.plan import Plan, iso, next_after, plan_due
 from ..schedules.spec import Schedule, ScheduleError, parse_zone
-from ..timers import CronTimer, cron_id
+from ..timers import CRON, CronTimer, cron_id
 from .context import RuntimeContext, Supervision
 from .pipeline_start import start_pipelines
 from .timer_service import FiredTimer
@@ -192,7 +192,8 @@ class CronService:
             await ctx.commit(*rearm)
         for fired in claimed:
             log.warning(
-                "cron %s: the daemon stopped while firing it; handling that fire now", fired.id
+                "cron %s: the daemon stopped while firing it; handling that fire now",
+                fired.id.removeprefix(f"{CRON}:"),
             )
             await self._handle(fired, claimed=True)
 
@@ -360,9 +361,10 @@ class CronService:
                 reason="error",
                 at_ms=now,
             )
-            await self._commit_if_running(record, fire, [*events, skip])
-            if fire.manual:
+            if fire.manual:  # the caller hears it; a manual fire is no scheduled time
+                await self._commit_if_running(record, fire, events)
                 raise
+            await self._commit_if_running(record, fire, [*events, skip])
             return None
         fired = ev.CronFired(
             cron_name=record.name,
