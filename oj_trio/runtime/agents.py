@@ -46,7 +46,7 @@ from .. import events as ev
 from .. import paths
 from ..adapters.notify import notify
 from ..adapters.tmux import PaneMonitor, Tmux, TmuxError
-from ..errors import NotFoundError, OjError
+from ..errors import NotFoundError, OjError, UsageError
 from ..pipeline_setup import pipeline_context
 from ..pipelines import agent_actions as actions
 from ..pipelines.transitions import Failed, Succeeded
@@ -240,6 +240,10 @@ class AgentService:
 
     def live_for_pipeline(self, pipeline_id: str) -> AgentRun | None:
         return next((r for r in self.live.values() if r.pipeline_id == pipeline_id), None)
+
+    def watched_pipelines(self) -> set[str]:
+        """Pipelines on an agent step right now (watched, or its agent being started)."""
+        return {r.pipeline_id for r in self.live.values()} | set(self.spawning)
 
     def deliver(self, agent_id: str, message: Message) -> bool:
         """Hand ``message`` to the watcher of ``agent_id``; False if no watcher runs for it."""
@@ -790,11 +794,20 @@ class AgentService:
         Raises:
             NotFoundError: nothing matches.
         """
+        if not given.strip():
+            raise UsageError("an agent id (or pipeline id) is required")
         state = self.ctx.state
-        for p in state.pipelines.values():
-            rec = p.current_record()
-            if rec is not None and rec.agent_id and rec.agent_id.startswith(given):
-                return p, rec.agent_id
+        matches = {
+            rec.agent_id: p
+            for p in state.pipelines.values()
+            if (rec := p.current_record()) is not None
+            and rec.agent_id
+            and rec.agent_id.startswith(given)
+        }
+        if len(matches) > 1:
+            raise UsageError(f"agent id prefix '{given}' is ambiguous ({len(matches)} agents)")
+        for agent_id, p in matches.items():
+            return p, agent_id
         found = state.get_pipeline(given)
         if found is not None:
             for rec in reversed(found.step_history):
@@ -840,16 +853,30 @@ class AgentService:
             self.deliver(agent_id, HookMsg(trigger, detail))
 
     async def send(self, agent_id: str, text: str) -> str:
-        """``oj agent send``: type ``text`` + Enter into the agent's pane; returns the session."""
+        """``oj agent send``: type ``text`` + Enter into the agent's pane; returns the session.
+        The input is recorded only once it reached a live pane."""
         p = self.ctx.state.pipeline_for_agent(agent_id)
         session = p.session_id if p is not None else None
         if session is None:
             raise NotFoundError(f"Agent not found: {agent_id}")
-        await self.ctx.commit(ev.AgentInput(agent_id=agent_id, input=text))
         await self.send_to_session(session, text)
+        await self.ctx.commit(ev.AgentInput(agent_id=agent_id, input=text))
         return session
 
     async def send_to_session(self, session: str, text: str) -> None:
+        """Type into a session whose agent still runs.
+
+        Raises:
+            NotFoundError: no such tmux session.
+            OjError: the session is there but its agent's process has exited (typing into a
+                dead pane would be lost without a word).
+        """
+        _taken, panes = await self.monitor.snapshot(0)
+        pane = (panes or {}).get(session)
+        if panes is not None and pane is None:
+            raise NotFoundError(f"Session not found: {session}")
+        if pane is not None and pane.dead:
+            raise OjError(f"agent in session {session} is not running (its process exited)")
         try:
             await self.tmux.send_text(session, text)
         except TmuxError:
