@@ -552,6 +552,9 @@ class AgentService:
                 trigger = run.observer.final(status)
             else:
                 trigger = run.observer.poll(now)
+                notice = run.observer.take_notice()
+                if notice is not None:
+                    self.ctx.log.write(run.pipeline_id, run.step, notice)
             if trigger is not None:
                 outcome = await self._fire(holder, nursery, trigger)
                 if outcome is not None:
