@@ -22,7 +22,9 @@ pytestmark = needs_tmux
 
 @pytest.fixture
 def env() -> Iterator[OjEnv]:
-    with agent_env() as world:
+    # Agents here never go idle during a test (on_idle would move the step to Waiting at a
+    # moment that depends on the machine's load); the tests decide when things change.
+    with agent_env(idle_ms=600_000) as world:
         yield world
 
 
