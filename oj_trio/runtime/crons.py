@@ -242,10 +242,11 @@ class CronService:
 
     async def on_clock_step(self, drift_ms: int) -> None:
         """The wall clock stepped back by ``-drift_ms`` (at least :data:`STEP_BACK_MS`): move
-        every interval cron's deadline back as much, so its next fire still comes one interval after the last one (on the new wall
-        timeline) rather than that much later. A calendar cron's times are wall times, so it is
-        left alone, and so is everything after a step forward (indistinguishable from a resume
-        after a suspend: the fires in between are missed, or caught up, like any late fire)."""
+        every interval cron's deadline back as much, so its next fire still comes one interval
+        after the last one (on the new wall timeline) rather than that much later. A calendar
+        cron's times are wall times, so it is left alone, and so is everything after a step
+        forward (indistinguishable from a resume after a suspend: the fires in between are
+        missed, or caught up, like any late fire)."""
         if drift_ms > -STEP_BACK_MS:
             return
         ctx = self.ctx
