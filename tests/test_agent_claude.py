@@ -242,3 +242,55 @@ def test_resume_of_a_failed_agent_step_respawns_with_the_message(env: OjEnv) -> 
     ).read_text() == "Fix a; then stop\n\nmind the tests;"
     detail = env.wait_step(pid, "failed")
     assert detail["steps"][-1]["agent_id"] != first
+
+
+def test_prompt_file_relative_to_the_project_and_the_inline_prompt(env: OjEnv) -> None:
+    (env.project / "prompts").mkdir()
+    (env.project / "prompts" / "task.md").write_text('Task for ${var.name}: it\'s "quoted"')
+    env.runbook(
+        "agent.hcl",
+        """
+        command "go" {
+          args = "<name>"
+          run  = { pipeline = "work" }
+        }
+        pipeline "work" {
+          step "think" {
+            run = { agent = "coder" }
+          }
+        }
+        agent "coder" {
+          run         = "claude --model opus \\"${prompt}\\" --verbose"
+          prompt_file = "prompts/task.md"
+          env         = { FAKE_CLAUDE_MODE = "exit" }
+          on_dead     = "done"
+        }
+        """,
+    )
+    pid = env.run_pipeline("go", "x")
+    env.wait_step(pid, "done")
+    args = json.loads((env.project / ".fake-claude-args").read_text())
+    # the prompt sits where ${prompt} is, once, as one word
+    assert args[:4] == ["--model", "opus", 'Task for x: it\'s "quoted"', "--verbose"]
+    assert args.count('Task for x: it\'s "quoted"') == 1
+    missing = env.runbook(
+        "agent.hcl",
+        (env.project / ".oj" / "runbooks" / "agent.hcl")
+        .read_text()
+        .replace("prompts/task.md", "prompts/nope.md"),
+    )
+    assert missing.exists()
+    pid = env.run_pipeline("go", "y")
+    detail = env.wait_step(pid, "failed")
+    assert detail["error"].startswith("prompt error for agent coder: No such file or directory")
+
+
+def test_a_trust_dialog_is_accepted_and_a_login_screen_fails_the_step(env: OjEnv) -> None:
+    runbook(env, "trust", 'on_idle = "done"')
+    pid = env.run_pipeline("go", "a")
+    assert env.wait_step(pid, "done")["step_status"] == "Completed"
+    assert (env.project / ".fake-claude-trust").read_text() == "y"
+    runbook(env, "login")
+    pid = env.run_pipeline("go", "b")
+    detail = env.wait_step(pid, "failed")
+    assert detail["error"].startswith("Claude Code is not authenticated.")

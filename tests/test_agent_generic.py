@@ -231,3 +231,15 @@ def test_session_list_peek_and_agent_commands(env: OjEnv) -> None:
     wait_for(lambda: "got: again" in env.ok("session", "peek", listed[0]["id"]), what="echo 2")
     missing = env.oj("session", "peek", "oj-nope")
     assert missing.returncode != 0 and "Session not found: oj-nope" in missing.stderr
+
+
+def test_attach_and_peek_without_a_session_say_so(env: OjEnv) -> None:
+    runbook(env, 'on_dead = "done"', run="fake-agent exit 0")
+    pid = env.run_pipeline("go", "x")
+    env.wait_step(pid, "done")
+    attach = env.oj("pipeline", "attach", pid)
+    assert attach.returncode == 1 and "pipeline has no active session" in attach.stderr
+    peek = env.ok("pipeline", "peek", pid)
+    assert peek.startswith(f"No active session for pipeline {pid[:12]} (step: done")
+    missing = env.oj("session", "attach", "oj-nope")
+    assert missing.returncode != 0 and "Session not found: oj-nope" in missing.stderr

@@ -41,6 +41,7 @@ pipeline "job" {
   step "work" {
     run = <<-SHELL
       echo "start ${item.n} $OJ_DAEMON_TAG" >> MARKS/log
+      if test -f MARKS/once.${item.n}; then rm MARKS/once.${item.n}; exit 1; fi
       while test -f MARKS/hold.${item.n} || test -f MARKS/hold.all; do sleep 0.02; done
       if test -f MARKS/fail.${item.n}; then exit 1; fi
       sleep 0.01
@@ -312,6 +313,33 @@ def test_a_queue_url_that_is_not_postgresql_is_a_one_line_error(ojenv: OjEnv) ->
     assert listed.returncode != 0 and "postgresql://" in listed.stderr
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql:///oj?nosuchoption=1", "postgresql://oj:secret@[::1/oj", "postgres://%zz/oj"],
+)
+def test_a_malformed_queue_url_is_a_one_line_error_and_the_daemon_lives_on(
+    ojenv: OjEnv, url: str
+) -> None:
+    """A URL libpq cannot parse, in the daemon's environment (listened to from the start) or in
+    a project's config.toml: each queue command fails with one line, the daemon keeps running."""
+    ojenv.env["OJ_QUEUE_URL"] = url
+    ojenv.runbook("q.hcl", RUNBOOK.replace("MARKS", str(ojenv.root)))
+    ojenv.ok("daemon", "start")
+    pid = ojenv.daemon_pid()
+    for args in (("queue", "push", "q", '{"n": "1"}'), ("queue", "items", "q")):
+        result = ojenv.oj(*args)
+        assert result.returncode != 0, result.stdout
+        assert "is malformed" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "secret" not in result.stderr
+    del ojenv.env["OJ_QUEUE_URL"]
+    (ojenv.project / ".oj" / "config.toml").write_text(f'[queues]\nurl = "{url}"\n')
+    result = ojenv.oj("queue", "push", "q", '{"n": "2"}')
+    assert result.returncode != 0 and "is malformed" in result.stderr, result.stderr
+    assert ojenv.ok("status").startswith("oj daemon: up")
+    assert ojenv.daemon_pid() == pid
+
+
 def test_a_daemon_restarted_within_its_lease_settles_its_own_items(db: str, marks: Path) -> None:
     """SIGKILL and restart before the lease expires: the restarted daemon still holds its claims
     (its WAL links pipeline and item), so the other daemon never takes them over; the runs the
@@ -334,6 +362,33 @@ def test_a_daemon_restarted_within_its_lease_settles_its_own_items(db: str, mark
             # No lease expired: the first claim was settled by the restarted daemon.
             assert events == ["claimed", "failed", "claimed", "completed"], item["history"]
             assert item["history"][1].startswith(f"failed by {item['history'][0][11:]}")
+
+
+def test_a_reattached_claim_keeps_counting_the_items_failures(db: str, marks: Path) -> None:
+    """The item failed once (attempts = 1), its retry runs when the daemon is SIGKILLed and
+    restarted within the lease: the re-attached claim's failure is its second, so it is dead,
+    exactly as if the daemon had not restarted (the count comes from the database)."""
+    with oj_env() as env:
+        a = Machine(env, "A", db, marks, OJ_QUEUE_LEASE_MS="60000")
+        (marks / "once.1").touch()
+        (marks / "hold.1").touch()
+        a.ok("queue", "push", "q", '{"n": "1"}')
+        wait_for(lambda: runs(marks)["1"].count(("start", "A")) == 2, what="the retry runs")
+        a.env.kill_daemon()
+        wait_for(lambda: not _kill_all(_step_pids(a.env)), what="A's steps killed")
+        a.ok("daemon", "start")
+        (item,) = wait_for(
+            lambda: (items := a.items())[0]["status"] in ("dead", "completed") and items,
+            timeout=60,
+            what="the interrupted retry settled",
+        )
+        assert [h.split(" ")[0] for h in item["history"]] == [
+            "claimed",
+            "failed",
+            "claimed",
+            "dead",
+        ], item["history"]
+        assert item["failure_count"] == 2
 
 
 def test_a_claim_taken_over_elsewhere_stops_the_local_pipeline(db: str, marks: Path) -> None:

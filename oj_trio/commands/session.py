@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -67,14 +68,17 @@ def cmd_session_peek(args: argparse.Namespace) -> int:
 def _exec_attach(session: str) -> int:
     if shutil.which("tmux") is None:
         raise OjError("tmux is not installed")
-    argv = [
-        "tmux",
-        "-S",
-        str(paths.tmux_socket(paths.state_dir())),
-        "attach-session",
-        "-t",
-        f"={session}",
-    ]
+    server = ["tmux", "-S", str(paths.tmux_socket(paths.state_dir()))]
+    # Checked first: once exec'd, tmux's own complaint ("no sessions") would name nothing.
+    probe = subprocess.run(
+        [*server, "has-session", "-t", f"={session}"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise OjError(f"Failed to attach to session {session}: it has ended")
+    argv = [*server, "attach-session", "-t", f"={session}"]
     os.execvp(argv[0], argv)
     return 1  # not reached
 

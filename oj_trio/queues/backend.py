@@ -132,3 +132,9 @@ class QueueBackend(Protocol):
     def failures(self, item_id: str) -> int:
         """How often the item has failed so far (0 for queues that do not count)."""
         ...
+
+    async def recount(self, pipeline_id: str, item_id: str) -> None:
+        """Before deciding a failure outside the commit that ends the pipeline: make
+        :meth:`failures` current (a shared queue's item claimed before a restart may have
+        failed before; its database knows how often)."""
+        ...

@@ -152,6 +152,9 @@ class ExternalQueue:
     async def attach(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         pass  # the claim is in this daemon's WAL: nothing to hold elsewhere
 
+    async def recount(self, pipeline_id: str, item_id: str) -> None:
+        pass  # the count is in this daemon's state already
+
     def failures(self, item_id: str) -> int:
         return 0
 

@@ -118,6 +118,9 @@ class PersistedQueue:
     async def attach(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         pass  # the claim is in this daemon's WAL: nothing to hold elsewhere
 
+    async def recount(self, pipeline_id: str, item_id: str) -> None:
+        pass  # the count is in this daemon's state already
+
     def failures(self, item_id: str) -> int:
         item = self.store.state.queue(self.queue_name, self.namespace).get(item_id)
         return item.failure_count if item is not None else 0

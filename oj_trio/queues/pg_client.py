@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import attrs
 import psycopg
 import trio
+from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import OjError
 from . import pg_schema
@@ -84,6 +85,20 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def check_url(url: str) -> None:
+    """Refuse a URL libpq cannot parse, before any task depends on it (the listener would
+    otherwise fail on it forever, and a parse error is no reason to retry).
+
+    Raises:
+        QueueError: one line saying what is wrong with it.
+    """
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        reason = _first_line(exc).split(" in URI: ")[0]  # the URI may carry a password
+        raise QueueError(f"queue url {redact(url)} is malformed: {reason}") from None
+
+
 @attrs.frozen
 class Held:
     """A claim this daemon holds: its item, and the item's failure count when it was claimed."""
@@ -111,6 +126,7 @@ class PgClient:
         on_wake: WakeSink,
         on_lost: Callable[[str], None],
     ) -> None:
+        check_url(url)
         self.url = url
         self.label = redact(url)
         #: Who this daemon is in the items' ``owner`` and history (host and pid).
@@ -260,6 +276,8 @@ class PgClient:
                 self._unreachable(f"queue database {self.label} unreachable: {_first_line(exc)}")
             except QueueError as exc:
                 log.warning("queue listener %s: %s", self.label, exc)
+            except psycopg.Error as exc:  # refused (a role, a permission): keep trying, alive
+                log.warning("queue listener %s: %s", self.label, _first_line(exc))
             finally:
                 if conn is not None:
                     if fd >= 0:

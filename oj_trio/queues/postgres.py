@@ -314,13 +314,31 @@ class PostgresQueue:
     async def attach(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         """After a restart: this daemon's pipeline for the claim still runs; hold the claim
         again. Whether it was lost meanwhile is found out by the next lease renewal, which is
-        made now (a lost claim stops the pipeline, through the client's ``on_lost``)."""
-        failures = 0
-        for other in self.client.held.values():
-            if other.item_id == item_id and (other.namespace, other.queue) == self._key:
-                failures = other.failures
-        self.client.held[pipeline_id] = Held(self.namespace, self.queue_name, item_id, failures)
+        made now (a lost claim stops the pipeline, through the client's ``on_lost``); its
+        failure count is read when it fails (:meth:`recount`)."""
+        self.client.held[pipeline_id] = Held(self.namespace, self.queue_name, item_id, 0)
         self.client.renew_soon()
+
+    async def recount(self, pipeline_id: str, item_id: str) -> None:
+        """The item's failure count from the database: a claim made before a restart (its
+        pipeline may even end before it is re-attached) does not know it, and a failure then
+        counted from 0 would retry the item more often than its policy says.
+
+        Raises:
+            QueueError: the database is away (the outcome waits for it, as the settle would).
+        """
+
+        def count(conn: Conn) -> int | None:
+            row = conn.execute(
+                "SELECT failure_count FROM oj_queue_items "
+                "WHERE namespace = %s AND queue = %s AND id = %s AND pipeline_id = %s",
+                (*self._key, item_id, pipeline_id),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        failures = await self.client.run(count)
+        if failures is not None:
+            self.client.held[pipeline_id] = Held(self.namespace, self.queue_name, item_id, failures)
 
     def failures(self, item_id: str) -> int:
         for held in self.client.held.values():

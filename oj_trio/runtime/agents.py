@@ -46,7 +46,7 @@ from .. import events as ev
 from .. import paths
 from ..adapters.notify import notify
 from ..adapters.tmux import PaneMonitor, Tmux, TmuxError
-from ..errors import NotFoundError, OjError
+from ..errors import NotFoundError, OjError, UsageError
 from ..pipeline_setup import pipeline_context
 from ..pipelines import agent_actions as actions
 from ..pipelines.transitions import Failed, Succeeded
@@ -345,7 +345,9 @@ class AgentService:
         agent_log = paths.agent_log_path(self.ctx.state_dir, agent_id)
         observer: Observer
         if agent.is_generic:
-            observer = PaneOutputObserver(agent_log, self.idle_ms)
+            observer = PaneOutputObserver(
+                agent_log, self.idle_ms, wall_clock=self.ctx.clock.syncs_with_wall
+            )
         else:
             observer = SessionLogObserver(
                 session_log_path(claude_config_dir(self.ctx.env), cwd, agent_id),
@@ -510,7 +512,12 @@ class AgentService:
         while True:
             run = holder[0]
             message: Message | None = None
-            with trio.move_on_after(self.poll):
+            wait = self.poll
+            due = run.observer.idle_due_ms()
+            if due is not None:
+                # Wake when idle falls due rather than up to a poll later.
+                wait = min(wait, max(0.005, (due - self.ctx.clock.now_ms()) / 1000))
+            with trio.move_on_after(wait):
                 message = await run.outbox.receive()
             if message is not None:
                 outcome = await self._on_message(holder, nursery, message)
@@ -783,11 +790,20 @@ class AgentService:
         Raises:
             NotFoundError: nothing matches.
         """
+        if not given.strip():
+            raise UsageError("an agent id (or pipeline id) is required")
         state = self.ctx.state
-        for p in state.pipelines.values():
-            rec = p.current_record()
-            if rec is not None and rec.agent_id and rec.agent_id.startswith(given):
-                return p, rec.agent_id
+        matches = {
+            rec.agent_id: p
+            for p in state.pipelines.values()
+            if (rec := p.current_record()) is not None
+            and rec.agent_id
+            and rec.agent_id.startswith(given)
+        }
+        if len(matches) > 1:
+            raise UsageError(f"agent id prefix '{given}' is ambiguous ({len(matches)} agents)")
+        for agent_id, p in matches.items():
+            return p, agent_id
         found = state.get_pipeline(given)
         if found is not None:
             for rec in reversed(found.step_history):
@@ -833,16 +849,30 @@ class AgentService:
             self.deliver(agent_id, HookMsg(trigger, detail))
 
     async def send(self, agent_id: str, text: str) -> str:
-        """``oj agent send``: type ``text`` + Enter into the agent's pane; returns the session."""
+        """``oj agent send``: type ``text`` + Enter into the agent's pane; returns the session.
+        The input is recorded only once it reached a live pane."""
         p = self.ctx.state.pipeline_for_agent(agent_id)
         session = p.session_id if p is not None else None
         if session is None:
             raise NotFoundError(f"Agent not found: {agent_id}")
-        await self.ctx.commit(ev.AgentInput(agent_id=agent_id, input=text))
         await self.send_to_session(session, text)
+        await self.ctx.commit(ev.AgentInput(agent_id=agent_id, input=text))
         return session
 
     async def send_to_session(self, session: str, text: str) -> None:
+        """Type into a session whose agent still runs.
+
+        Raises:
+            NotFoundError: no such tmux session.
+            OjError: the session is there but its agent's process has exited (typing into a
+                dead pane would be lost without a word).
+        """
+        _taken, panes = await self.monitor.snapshot(0)
+        pane = (panes or {}).get(session)
+        if panes is not None and pane is None:
+            raise NotFoundError(f"Session not found: {session}")
+        if pane is not None and pane.dead:
+            raise OjError(f"agent in session {session} is not running (its process exited)")
         try:
             await self.tmux.send_text(session, text)
         except TmuxError:

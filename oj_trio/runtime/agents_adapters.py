@@ -60,6 +60,10 @@ class Observer(Protocol):
         """An action just ran: idle time counts from now."""
         ...
 
+    def idle_due_ms(self) -> int | None:
+        """When idle would fire if nothing changes (the watcher wakes then), or None."""
+        ...
+
     def final(self, exit_status: int | None) -> Trigger:
         """The agent's process is gone: how did it end?"""
         ...
@@ -75,18 +79,22 @@ class PaneOutputObserver:
 
     path: Path
     idle_ms: int
+    #: The clock is the wall clock, so the file's mtime says when the output really stopped
+    #: (idle then fires within one poll of the timeout, not two).
+    wall_clock: bool = False
     size: int = -1
     changed_at_ms: int = 0
     fired: bool = False
 
     def poll(self, now_ms: int) -> Trigger | None:
         try:
-            size = os.stat(self.path).st_size
+            st = os.stat(self.path)
+            size, mtime_ms = st.st_size, st.st_mtime_ns // 1_000_000
         except OSError:
-            size = 0
+            size, mtime_ms = 0, now_ms
         if size != self.size:
             if self.size >= 0 or size > 0:
-                self.changed_at_ms = now_ms
+                self.changed_at_ms = min(now_ms, mtime_ms) if self.wall_clock else now_ms
                 self.fired = False
             self.size = size
             return None
@@ -96,8 +104,13 @@ class PaneOutputObserver:
         return None
 
     def reset(self, now_ms: int) -> None:
-        self.changed_at_ms = now_ms
+        self.changed_at_ms = max(self.changed_at_ms, now_ms)
         self.fired = False
+
+    def idle_due_ms(self) -> int | None:
+        if self.size <= 0 or self.fired:
+            return None
+        return self.changed_at_ms + self.idle_ms
 
     def final(self, exit_status: int | None) -> Trigger:
         return Trigger("dead", _exit_text(exit_status))
@@ -263,6 +276,11 @@ class SessionLogObserver:
     def reset(self, now_ms: int) -> None:
         self.changed_at_ms = now_ms
         self.fired = False
+
+    def idle_due_ms(self) -> int | None:
+        if self.state != WAITING or self.fired:
+            return None
+        return self.changed_at_ms + self.idle_ms
 
     def final(self, exit_status: int | None) -> Trigger:
         self._read(0)

@@ -400,6 +400,7 @@ class WorkerService:
         self, record: Worker, definition: Definition, pipeline_id: str, item_id: str, error: str
     ) -> None:
         backend = self.backend(record, definition.queue)
+        await backend.recount(pipeline_id, item_id)
         retry_at = self._retry_at(backend, definition, item_id)
         ref = WorkerRef(record.name, record.namespace)
         await backend.fail(ref, pipeline_id, item_id, error, retry_at)
