@@ -148,6 +148,12 @@ class Supervisor:
         """Stop starting steps, let running ones finish for ``grace`` s, interrupt the rest."""
         self._draining = True
         self._timer_scope.cancel()
+        # The grace is for shell steps to finish; an agent step does not end because the daemon
+        # stops (its session outlives it and is re-attached), so it is interrupted at once.
+        for pipeline_id in self.agents.watched_pipelines():
+            task = self._tasks.get(pipeline_id)
+            if task is not None:
+                task.stop_step(interrupt=True)
         await self._wait_idle(grace)
         self.abort_drain()
         await self._wait_idle(self.ctx.step_grace + 5)

@@ -121,3 +121,45 @@ async def test_on_dead_done_and_the_session_is_ended(
         assert p.step == "done"
         assert fake.panes_by_name == {}
         assert rt.store.state.sessions == {}
+
+
+async def test_a_claude_agent_without_a_session_log_is_watched_by_its_process(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    """Reference §4.2: no session log within 30 s → process-only watching, said once in the
+    pipeline log; the agent's death still fires on_dead, and Claude's idle hook still works."""
+    async with open_runtime(tmp_path, agents=True) as rt:
+        fake = FakeTmux()
+        service = rt.supervisor.agents
+        service.tmux = fake  # type: ignore[assignment]
+        service.monitor = PaneMonitor(fake)  # type: ignore[arg-type]
+        fakes = Path(__file__).resolve().parent / "fake_agents"
+        service.ctx.env["PATH"] = f"{fakes}:/usr/bin:/bin"  # type: ignore[index]
+        service.ctx.env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "claude")  # type: ignore[index]
+        text = """
+        pipeline "work" {
+          step "think" {
+            run = { agent = "bot" }
+          }
+        }
+        agent "bot" {
+          run     = "claude"
+          on_idle = "escalate"
+          on_dead = "done"
+        }
+        """
+        start = trio.current_time()
+        pid = await rt.start(text, "work")
+        log = service.ctx.log.path(pid)
+        await rt.wait_until(lambda: log.exists() and "watching the process only" in log.read_text())
+        assert trio.current_time() - start >= 30
+        assert log.read_text().count("watching the process only") == 1
+        p = rt.store.state.pipelines[pid]
+        assert p.step_status == StepStatus.RUNNING
+        agent_id = p.step_history[-1].agent_id
+        assert agent_id is not None
+        await service.hook(agent_id, "idle", None)
+        await rt.wait_until(lambda: rt.store.state.pipelines[pid].step_status == StepStatus.WAITING)
+        fake.die(0)
+        p = await rt.wait_ended(pid)
+        assert p.step == "done"

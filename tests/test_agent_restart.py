@@ -112,3 +112,21 @@ def test_an_escalated_agent_is_watched_again_after_a_restart(env: OjEnv) -> None
     env.ok("daemon", "start")
     flag.write_text("go")  # the agent ends while escalated: on_dead still applies
     assert env.wait_step(pid, "done")["step_status"] == "Completed"
+
+
+def test_stop_does_not_wait_the_shell_grace_for_a_running_agent(env: OjEnv) -> None:
+    # The grace lets shell steps finish; an agent step never finishes because the daemon stops,
+    # so waiting for it would only delay every `oj daemon stop` (here: by ten minutes).
+    env.env["OJ_STOP_GRACE_MS"] = "600000"
+    flag = env.root / "flag"
+    _runbook(env, str(flag))
+    pid = env.run_pipeline("go", "a")
+    agent_id = _agent_id(env, pid)
+    wait_for(lambda: sessions(env), what="session")
+    env.ok("daemon", "stop", timeout=120)
+    assert len(sessions(env)) == 1
+    env.ok("daemon", "start")
+    detail = env.pipeline(pid)
+    assert (detail["step"], detail["step_status"]) == ("think", "Running")
+    flag.write_text("go")
+    assert env.wait_step(pid, "done")["steps"][-1]["agent_id"] == agent_id

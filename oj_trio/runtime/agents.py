@@ -241,6 +241,10 @@ class AgentService:
     def live_for_pipeline(self, pipeline_id: str) -> AgentRun | None:
         return next((r for r in self.live.values() if r.pipeline_id == pipeline_id), None)
 
+    def watched_pipelines(self) -> set[str]:
+        """Pipelines on an agent step right now (watched, or its agent being started)."""
+        return {r.pipeline_id for r in self.live.values()} | set(self.spawning)
+
     def deliver(self, agent_id: str, message: Message) -> bool:
         """Hand ``message`` to the watcher of ``agent_id``; False if no watcher runs for it."""
         run = self.live.get(agent_id)
@@ -548,6 +552,9 @@ class AgentService:
                 trigger = run.observer.final(status)
             else:
                 trigger = run.observer.poll(now)
+                notice = run.observer.take_notice()
+                if notice is not None:
+                    self.ctx.log.write(run.pipeline_id, run.step, notice)
             if trigger is not None:
                 outcome = await self._fire(holder, nursery, trigger)
                 if outcome is not None:

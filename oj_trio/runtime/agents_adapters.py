@@ -68,6 +68,10 @@ class Observer(Protocol):
         """The agent's process is gone: how did it end?"""
         ...
 
+    def take_notice(self) -> str | None:
+        """A line for the pipeline log about how the agent is watched (once), or None."""
+        ...
+
 
 # -- generic -------------------------------------------------------------------------------------
 
@@ -115,6 +119,9 @@ class PaneOutputObserver:
     def final(self, exit_status: int | None) -> Trigger:
         return Trigger("dead", _exit_text(exit_status))
 
+    def take_notice(self) -> str | None:
+        return None
+
 
 def _exit_text(exit_status: int | None) -> str:
     return "agent exited" if exit_status is None else f"agent exited (exit {exit_status})"
@@ -123,6 +130,14 @@ def _exit_text(exit_status: int | None) -> str:
 # -- Claude Code ---------------------------------------------------------------------------------
 
 WORKING, WAITING, FAILED = "working", "waiting", "failed"
+
+#: How long the watcher looks for Claude's session log before it watches the process only
+#: (reference §4.2: 30 one-second iterations).
+LOG_SEARCH_MS = 30_000
+PROCESS_ONLY_NOTICE = (
+    "agent session log not found after 30s: watching the process only "
+    "(no idle or error detection from the log; Claude's hooks still report idle and prompts)"
+)
 
 
 def claude_config_dir(env: Mapping[str, str]) -> Path:
@@ -210,24 +225,61 @@ class SessionLogObserver:
     changed_at_ms: int = 0
     fired: bool = False
     error_fired: bool = False
+    #: The log being read (``path``, or the fallback file found in its folder), once found.
+    source: Path | None = None
+    #: Watch clock time after which a missing log means process-only watching.
+    search_until_ms: int | None = None
+    #: Wall time the watch began: a fallback log must have been written since.
+    since: float = attrs.Factory(time.time)
+    process_only: bool = False
+    notice: str | None = None
 
     def catch_up(self, now_ms: int) -> None:
         """Re-attached after a restart: read what is there for the state only; its agent log
         lines were written by the daemon before."""
+        self.since = 0.0  # the agent may have written its log long before this daemon started
         self._read(now_ms, quiet=True)
 
+    def _locate(self, now_ms: int) -> Path | None:
+        """The session log to read (reference §4.2): the agent's own file, else the newest
+        ``.jsonl`` in its folder written since the watch began (never an older agent's log,
+        e.g. the one a ``recover`` replaced). Nothing within :data:`LOG_SEARCH_MS` → the
+        process only."""
+        if self.source == self.path or self.process_only:
+            return self.source
+        if self.path.exists():
+            if self.source is not None:  # leave the fallback for the agent's own file
+                self.offset, self.partial = 0, b""
+            self.source = self.path
+            return self.source
+        if self.source is not None:
+            return self.source
+        newest: tuple[float, Path] | None = None
+        try:
+            for candidate in self.path.parent.glob("*.jsonl"):
+                mtime = candidate.stat().st_mtime
+                if mtime >= self.since and (newest is None or mtime > newest[0]):
+                    newest = (mtime, candidate)
+        except OSError:
+            newest = None
+        if newest is not None:
+            self.source = newest[1]
+            return self.source
+        if self.search_until_ms is None:
+            self.search_until_ms = now_ms + LOG_SEARCH_MS
+        elif now_ms >= self.search_until_ms:
+            self.process_only = True
+            self.notice = PROCESS_ONLY_NOTICE
+        return None
+
+    def take_notice(self) -> str | None:
+        notice, self.notice = self.notice, None
+        return notice
+
     def _read(self, now_ms: int, *, quiet: bool = False) -> None:
-        path = self.path
-        if not path.exists():
-            folder = path.parent
-            candidates = (
-                sorted(folder.glob("*.jsonl"), key=lambda f: f.stat().st_mtime)
-                if (folder.is_dir())
-                else []
-            )
-            if not candidates:
-                return
-            path = candidates[-1]
+        path = self._locate(now_ms)
+        if path is None:
+            return
         try:
             with open(path, "rb") as fh:
                 fh.seek(self.offset)
