@@ -15,12 +15,13 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from blackbox import OjEnv, oj_env, wait_for
+from blackbox import OJ, OjEnv, oj_env, wait_for
 from pg_cluster import PgCluster
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[test]'")
@@ -274,6 +275,50 @@ def test_retry_cooldown_dead_and_manual_retry_across_two_daemons(
     assert again.returncode != 0 and "only dead or failed" in again.stderr
     assert b.ok("queue", "drop", "q", item_id[:8])
     assert "No items" in a.ok("queue", "items", "q")
+
+
+def test_queue_list_shows_a_shared_queue_with_items_no_runbook_defines_any_more(
+    two: tuple[Machine, Machine],
+) -> None:
+    a, b = two
+    a.ok("queue", "push", "q", "--file", "-", input=batch(range(2)))  # A's worker runs them
+    b.ok("daemon", "start")
+    b.env.runbook("q.hcl", 'queue "r" {\n  type = "persisted"\n  vars = ["n"]\n}\n')
+    listed = {q["name"]: q for q in b.json("queue", "list")}
+    assert set(listed) == {"q", "r"}, listed
+    assert sum(listed["q"][k] for k in ("pending", "active", "completed")) == 2, listed["q"]
+    assert listed["q"]["workers"] == [] and listed["r"]["pending"] == 0
+    # Another project (namespace) of the same database lists none of them.
+    assert "q" not in b.ok("queue", "list", "--project", "elsewhere")
+
+
+def test_queue_wait_on_one_daemon_wakes_when_another_daemon_finishes_the_items(
+    two: tuple[Machine, Machine], marks: Path
+) -> None:
+    """B runs nothing and commits nothing: its `oj queue wait` long poll ends on the
+    notification of A's settlements, not at its poll interval (set to ten minutes here)."""
+    a, b = two
+    a.ok("worker", "start", "w")
+    b.ok("daemon", "start")
+    (marks / "hold.all").touch()
+    a.ok("queue", "push", "q", "--file", "-", input=batch(range(2)))
+    wait_for(lambda: len(_lines_of(marks, "start", "A")) == 2, what="A runs both")
+    slow = {"OJ_WAIT_POLL_MS": "600000", "OJ_TIMEOUT_IPC_MS": "1200000"}
+    with subprocess.Popen(
+        [OJ, "queue", "wait", "q", "-o", "json"],
+        cwd=b.env.project,
+        env={**b.env.env, **slow},
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as waiting:
+        try:
+            wait_for(lambda: b.json("queue", "items", "q")[0]["status"] == "active", what="seen")
+            (marks / "hold.all").unlink()
+            out, _ = waiting.communicate(timeout=60)
+        finally:
+            waiting.kill()
+    assert waiting.returncode == 0, out
+    assert json.loads(out)["done"] == 2
 
 
 def test_config_toml_url_selects_the_database_and_env_wins(

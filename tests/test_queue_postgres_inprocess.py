@@ -97,6 +97,23 @@ async def test_completed_items_are_bounded_like_a_local_queue(
     assert await q.counts() == {"completed": 3, "active": 1}
 
 
+async def test_an_item_retried_forever_keeps_only_its_newest_history(db: str) -> None:
+    q = make_queue(db, "a:1")
+    (item_id,) = await q.push([{"n": "1"}])
+    rounds = postgres.HISTORY_KEEP // 2 + 5
+    for n in range(rounds):
+        (claim,) = (await q.claim(WORKER, 1, frozenset(), ids(f"p{n}"))).claims
+        retry_now = q.clock.now_ms()  # due at once: claimed again by the next round
+        await q.fail(WORKER, claim.pipeline_id, item_id, f"boom {n}", retry_now)
+    (item,) = await q.items()
+    assert item.item.failure_count == rounds  # counted whole
+    assert len(item.history) == postgres.HISTORY_KEEP
+    assert item.history[-1].startswith("failed by a:1: boom") and item.history[-1].endswith(
+        f"boom {rounds - 1}"
+    )
+    assert item.history[-2].startswith("claimed by a:1")
+
+
 async def test_a_database_with_a_newer_schema_is_refused_in_one_line(db: str) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("CREATE TABLE oj_schema (version integer NOT NULL)")

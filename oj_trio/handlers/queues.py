@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import trio
+
 from .. import events as ev
 from ..errors import NotFoundError, OjError, UsageError
 from ..messages import (
@@ -251,9 +253,28 @@ async def list_queues(s: Services, query: ListQueuesQuery) -> QueuesResponse:
     for items in state.queue_items.values():
         first = next(iter(items.values()), None)
         if first is not None and first.namespace == namespace and first.queue_name not in seen:
+            seen.add(first.queue_name)
             out.append(queue_summary(first.queue_name, namespace, "persisted", items.values(), []))
+    out += await _remote_leftovers(s, query["project_root"], namespace, seen)
     out.sort(key=lambda q: q["name"])
     return {"type": "Queues", "queues": out}
+
+
+async def _remote_leftovers(
+    s: Services, root: str, namespace: str, seen: set[str]
+) -> list[QueueSummary]:
+    """Shared queues that still hold items in the project's database but are no longer
+    defined (as for local queues); none when the database is away (the defined queues say so)."""
+    try:
+        names = await s.workers.remote.queue_names(root, namespace)
+    except QueueError:
+        return []
+    out = []
+    for name in names:
+        remote = _remote(s, root, namespace, name)
+        if name not in seen and remote is not None:
+            out.append(await _remote_summary(remote, []))
+    return out
 
 
 async def _remote_summary(remote: PostgresQueue, workers: list[str]) -> QueueSummary:
@@ -269,15 +290,41 @@ async def _remote_summary(remote: PostgresQueue, workers: list[str]) -> QueueSum
     )
 
 
+async def _wait_local_or_remote(
+    s: Services, remote: PostgresQueue, after_seq: int, timeout: float
+) -> None:
+    """A long poll on a shared queue: until a local commit, a notification about the queue
+    from any daemon, or ``timeout``; at once for a first request."""
+    if not after_seq or timeout <= 0:
+        return
+    changed = remote.client.change((remote.namespace, remote.queue_name))
+    async with trio.open_nursery() as nursery:
+
+        async def local() -> None:
+            await s.ctx.store.wait_past(after_seq, timeout)
+            nursery.cancel_scope.cancel()
+
+        async def elsewhere() -> None:
+            await changed.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(local)
+        nursery.start_soon(elsewhere)
+
+
 async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsResponse:
     """The items of a queue; with ``after_seq``/``timeout_ms`` a long poll (`oj queue wait`)."""
     namespace, name = query["namespace"], query["queue"]
-    await s.ctx.store.wait_past(query.get("after_seq", 0), query.get("timeout_ms", 0) / 1000.0)
+    remote = _remote(s, query["project_root"], namespace, name)
+    after, timeout = query.get("after_seq", 0), query.get("timeout_ms", 0) / 1000.0
+    if remote is not None:
+        await _wait_local_or_remote(s, remote, after, timeout)
+    else:
+        await s.ctx.store.wait_past(after, timeout)
     status = query.get("status")
     if status is not None and status not in set(QueueItemStatus):
         choices = ", ".join(QueueItemStatus)
         raise UsageError(f"unknown item status '{status}'; use one of: {choices}")
-    remote = _remote(s, query["project_root"], namespace, name)
     if remote is not None:
         await s.ctx.runbooks.find_queue(Path(query["project_root"]), name)  # unknown → error
         found = await remote.items(status)
@@ -286,8 +333,10 @@ async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsRespo
             "queue": name,
             "items": [remote_item_view(r.item, r.history) for r in found],
             # Other daemons change a shared queue without a local commit: a long poll of
-            # `oj queue wait` then ends at its timeout and looks again.
-            "seq": s.ctx.store.last_seq,
+            # `oj queue wait` ends on their notification too (one sent between two polls is
+            # caught by the next poll's timeout). Never 0, which would make the client poll
+            # instead: a daemon that only watches a shared queue may have committed nothing.
+            "seq": max(1, s.ctx.store.last_seq),
         }
     items = s.ctx.state.queue(name, namespace)
     if not items:

@@ -45,6 +45,9 @@ T = TypeVar("T")
 
 #: The channel a push (or a manual retry, or a released claim) notifies, payload ``[ns, queue]``.
 CHANNEL = "oj_queue"
+#: The third element of a notification's payload when items only changed (settled, dropped):
+#: long polls of ``oj queue wait`` wake, workers need not look.
+SETTLED = "settled"
 #: Connections (and worker threads) one daemon uses at most for statements.
 MAX_CONNECTIONS = 8
 #: libpq options of every connection: a connection attempt gives up after 5 s, and over TCP a
@@ -147,6 +150,7 @@ class PgClient:
         self._limiter = trio.CapacityLimiter(MAX_CONNECTIONS)
         self._schema_ready = False
         self._renew_now = trio.Event()
+        self._changes: dict[tuple[str, str], trio.Event] = {}
 
     # -- statements ------------------------------------------------------------------------------
 
@@ -267,6 +271,7 @@ class PgClient:
                 fd = conn.fileno()
                 delay = BACKOFF_FIRST
                 self._reachable()
+                self._changed(None)
                 self.on_wake(None)  # what was notified while we were away is lost
                 while True:
                     for notify in conn.notifies(timeout=0):
@@ -288,11 +293,30 @@ class PgClient:
 
     def _notified(self, payload: str) -> None:
         try:
-            namespace, queue = json.loads(payload)
+            namespace, queue, *kind = json.loads(payload)
         except (ValueError, TypeError):
+            self._changed(None)
             self.on_wake(None)
             return
-        self.on_wake((str(namespace), str(queue)))
+        key = (str(namespace), str(queue))
+        self._changed(key)
+        if kind != [SETTLED]:
+            self.on_wake(key)
+
+    def change(self, key: tuple[str, str]) -> trio.Event:
+        """Set at the next notification about queue ``key`` (or when the listener reconnects:
+        what was notified meanwhile is lost), whichever daemon changed it."""
+        event = self._changes.get(key)
+        if event is None:
+            event = self._changes[key] = trio.Event()
+        return event
+
+    def _changed(self, key: tuple[str, str] | None) -> None:
+        keys = list(self._changes) if key is None else [key]
+        for k in keys:
+            event = self._changes.pop(k, None)
+            if event is not None:
+                event.set()
 
     def renew_soon(self) -> None:
         """Renew (and check) the held leases now, not at the next period."""

@@ -40,19 +40,29 @@ from ..records import QueueItem, QueueItemStatus
 from ..state import AmbiguousPrefixError
 from ..store import Store
 from .backend import KEEP_COMPLETED, PRUNE_EVERY, Claim, Claims, QueueError, WorkerRef
-from .pg_client import CHANNEL, Held, PgClient
+from .pg_client import CHANNEL, SETTLED, Held, PgClient
 from .pg_schema import NOW_MS
 
 Conn = psycopg.Connection[Any]
 #: The shortest wait between two looks at a queue whose next item is (over)due but could not be
 #: claimed (another daemon holds its row lock for a moment).
 MIN_POLL = 0.05
+#: History entries kept per item (the newest): a few dozen claims and outcomes say what
+#: happened to it; thousands of retries would only bloat every read of the queue.
+HISTORY_KEEP = 50
 log = logging.getLogger("oj.queues.pg")
 
 _COLUMNS = (
     "id, data, status, worker_name, owner, pushed_at_ms, failure_count, error, failed_at_ms, "
     "ended_at_ms, history"
 )
+
+
+def _appended(entries: str) -> str:
+    """SQL for the item's history with ``entries`` added, keeping the newest
+    :data:`HISTORY_KEEP`: an item retried forever must not grow without bound (its failure
+    count is kept apart, whole)."""
+    return f"jsonb_path_query_array(history || {entries}, '$[last - {HISTORY_KEEP - 1} to last]')"
 
 
 def _entry(event: str, owner: str | None = None, detail: str | None = None) -> str:
@@ -119,8 +129,11 @@ class PostgresQueue:
     def _key(self) -> tuple[str, str]:
         return (self.namespace, self.queue_name)
 
-    def _notify(self, conn: Conn) -> None:
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(list(self._key))))
+    def _notify(self, conn: Conn, *, settled: bool = False) -> None:
+        """Tell every daemon (at commit) that the queue has news: items to claim, or
+        (``settled``) only changed items, which wake ``oj queue wait`` but no worker."""
+        payload = [*self._key, SETTLED] if settled else list(self._key)
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(payload)))
 
     # -- the worker's side -----------------------------------------------------------------------
 
@@ -159,7 +172,7 @@ class PostgresQueue:
                 conn.execute(
                     f"""UPDATE oj_queue_items SET status = 'active', worker_name = %s,
                         owner = %s, pipeline_id = %s, lease_until_ms = {NOW_MS} + %s,
-                        retry_at_ms = NULL, history = history || {history}
+                        retry_at_ms = NULL, history = {_appended(history)}
                     WHERE namespace = %s AND queue = %s AND id = %s""",
                     (
                         worker.name,
@@ -225,7 +238,7 @@ class PostgresQueue:
             pipeline_id,
             item_id,
             f"""status = 'completed', ended_at_ms = {NOW_MS}, lease_until_ms = NULL,
-                history = history || {_entry("completed", "owner")}""",
+                history = {_appended(_entry("completed", "owner"))}""",
             (),
         )
         count = self.client.completions.get(self._key, 0) + 1
@@ -264,7 +277,7 @@ class PostgresQueue:
             f"""status = %s, failure_count = failure_count + 1, error = %s,
                 failed_at_ms = {NOW_MS}, retry_at_ms = {NOW_MS} + %s::bigint,
                 ended_at_ms = CASE WHEN %s THEN {NOW_MS} ELSE 0 END, lease_until_ms = NULL,
-                history = history || {_entry(status, "owner", "%s::text")}""",
+                history = {_appended(_entry(status, "owner", "%s::text"))}""",
             (status, error, delay, delay is None, error),
         )
 
@@ -274,7 +287,7 @@ class PostgresQueue:
             pipeline_id,
             item_id,
             f"""status = 'pending', worker_name = NULL, owner = NULL, lease_until_ms = NULL,
-                history = history || {_entry("released", "owner")}""",
+                history = {_appended(_entry("released", "owner"))}""",
             (),
             notify=True,
         )
@@ -300,8 +313,8 @@ class PostgresQueue:
                   AND status = 'active'""",
                 (*params, *self._key, item_id, pipeline_id),
             )
-            if notify and cur.rowcount:
-                self._notify(conn)
+            if cur.rowcount:
+                self._notify(conn, settled=not notify)
 
         await self.client.run(settle)
         self.client.held.pop(pipeline_id, None)
@@ -420,6 +433,7 @@ class PostgresQueue:
                 "DELETE FROM oj_queue_items WHERE namespace = %s AND queue = %s AND id = %s",
                 (*self._key, item_id),
             )
+            self._notify(conn, settled=True)
             return item_id
 
         return await self.client.run(delete)
@@ -452,7 +466,7 @@ class PostgresQueue:
             rows = conn.execute(
                 f"""UPDATE oj_queue_items SET status = 'pending', failure_count = 0,
                     worker_name = NULL, owner = NULL, pipeline_id = NULL, retry_at_ms = NULL,
-                    ended_at_ms = 0, history = history || {_entry("retried")}
+                    ended_at_ms = 0, history = {_appended(_entry("retried"))}
                 WHERE namespace = %s AND queue = %s AND {where} RETURNING id, seq""",
                 (*self._key, *params),
             ).fetchall()

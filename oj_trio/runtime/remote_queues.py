@@ -113,6 +113,20 @@ class RemoteQueues:
             self.client(url), self.ctx.store, self.ctx.clock, namespace, queue_name
         )
 
+    async def queue_names(self, project_root: str, namespace: str) -> list[str]:
+        """The queues of a project's namespace that hold items in its database (none when its
+        queues live in the WAL).
+
+        Raises:
+            OjError: the project's queue url is unusable, or its database is away.
+        """
+        url = self.url(project_root)
+        if url is None:
+            return []
+        from ..queues.postgres import queue_names
+
+        return await queue_names(self.client(url), namespace)
+
     def errors(self) -> list[tuple[str, str]]:
         """``(url without password, error)`` of each database that does not answer now."""
         return [(c.label, c.error) for c in self._clients.values() if c.error is not None]
