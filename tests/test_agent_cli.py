@@ -6,6 +6,7 @@ cleanly, agent notifications reach `notify-send`, and bad input gets a one-line 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import subprocess
@@ -22,7 +23,9 @@ pytestmark = needs_tmux
 
 @pytest.fixture
 def env() -> Iterator[OjEnv]:
-    with agent_env() as world:
+    # Agents here never go idle during a test (on_idle would move the step to Waiting at a
+    # moment that depends on the machine's load); the tests decide when things change.
+    with agent_env(idle_ms=600_000) as world:
         yield world
 
 
@@ -317,3 +320,21 @@ def test_agent_send_to_a_dead_agent_is_a_one_line_error(env: OjEnv) -> None:
     for given in (agent_id, pid):
         one_line_error(env.oj("agent", "send", given, "anyone there?"), "not running")
     one_line_error(env.oj("session", "send", session, "anyone there?"), "not running")
+
+
+def test_agent_wait_on_a_cancelled_pipeline_exits_4(env: OjEnv) -> None:
+    pid, _session = start_idle_agent(env)
+    agent_id = env.json("agent", "list")[0]["agent_id"]
+    env.ok("pipeline", "cancel", pid)
+    env.wait_step(pid, "cancelled")
+    waited = env.oj("agent", "wait", agent_id[:8], "--timeout", "30s")
+    assert waited.returncode == 4, waited
+    assert waited.stderr.strip().endswith("was cancelled"), waited.stderr
+
+
+def test_agent_logs_follow_with_json_warns_and_returns(env: OjEnv) -> None:
+    pid, _session = start_idle_agent(env)
+    result = env.oj("-o", "json", "agent", "logs", "-f", pid, timeout=30)
+    assert result.returncode == 0
+    assert "--follow is not supported with -o json" in result.stderr
+    assert "fake agent ready" in json.loads(result.stdout)["content"]

@@ -165,6 +165,8 @@ def cmd_agent_send(args: argparse.Namespace) -> int:
 def cmd_agent_logs(args: argparse.Namespace) -> int:
     reply = Client().query("GetAgentLogs", id=args.id, step=args.step, lines=args.limit)
     if args.output == "json":
+        if args.follow:
+            print("warning: --follow is not supported with -o json", file=sys.stderr)
         emit_json({"log_path": reply["log_path"], "content": reply["content"]})
         return 0
     if reply["content"]:
@@ -203,7 +205,14 @@ def cmd_agent_wait(args: argparse.Namespace) -> int:
                 print(f"Agent {agent['agent_id']} waiting")
                 return 0
             if status == "failed":
+                pipeline = client.query("GetPipeline", id=agent["pipeline_id"]).get("pipeline")
+                if pipeline is not None and pipeline.get("step") == "cancelled":
+                    name = pipeline.get("name") or agent["pipeline_id"][:12]
+                    print(f"Pipeline {name} was cancelled", file=sys.stderr)
+                    return 4
                 reason = agent.get("exit_reason") or "failed"
+                if reason == "gone":
+                    reason = "session gone"
                 print(f"Agent {agent['agent_id']} {reason}", file=sys.stderr)
                 return 1
         if timeout is not None and time.monotonic() - start > timeout:

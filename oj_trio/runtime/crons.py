@@ -60,6 +60,13 @@ log = logging.getLogger("oj.crons")
 #: runs only inside the cron's ``catch_up`` window.
 ON_TIME_MS = 60_000
 
+#: The smallest step back of the wall clock that moves interval crons' deadlines. Smaller
+#: corrections are noise: the clock re-sync reads the wall and trio's clock one after the other,
+#: and a loaded machine can pause a process between the two reads for tens of milliseconds
+#: (NTP slews, rather than steps, corrections below 128 ms anyway). Without it an interval cron's
+#: phase would creep earlier by such pauses.
+STEP_BACK_MS = 1_000
+
 
 def schedule_of(cron: CronDef) -> Schedule:
     """The pure schedule of a (validated) cron block."""
@@ -234,12 +241,13 @@ class CronService:
         await self._fire(record, runbook, cron, zone, fire, events)
 
     async def on_clock_step(self, drift_ms: int) -> None:
-        """The wall clock stepped back by ``-drift_ms``: move every interval cron's deadline back
-        as much, so its next fire still comes one interval after the last one (on the new wall
-        timeline) rather than that much later. A calendar cron's times are wall times, so it is
-        left alone, and so is everything after a step forward (indistinguishable from a resume
-        after a suspend: the fires in between are missed, or caught up, like any late fire)."""
-        if drift_ms >= 0:
+        """The wall clock stepped back by ``-drift_ms`` (at least :data:`STEP_BACK_MS`): move
+        every interval cron's deadline back as much, so its next fire still comes one interval
+        after the last one (on the new wall timeline) rather than that much later. A calendar
+        cron's times are wall times, so it is left alone, and so is everything after a step
+        forward (indistinguishable from a resume after a suspend: the fires in between are
+        missed, or caught up, like any late fire)."""
+        if drift_ms > -STEP_BACK_MS:
             return
         ctx = self.ctx
         events: list[ev.EventBase] = []
