@@ -132,3 +132,20 @@ async def test_an_unreachable_database_is_a_one_line_queue_error(cluster: Any) -
         await q.push([{"n": "1"}])
     assert "unreachable" in str(raised.value) and "\n" not in str(raised.value)
     assert q.client.error is not None and q.client.backoff > 0
+
+
+async def test_the_first_calls_after_a_database_restart_do_not_fail_on_stale_connections(
+    cluster: Any, db: str
+) -> None:
+    """The idle connections died with the restart: a call that finds one dead before its
+    transaction began takes a fresh one instead of failing a push the database would take."""
+    q = make_queue(db, "a:1")
+    async with trio.open_nursery() as nursery:  # several idle connections kept
+        for n in range(4):
+            nursery.start_soon(q.push, [{"n": str(n)}])
+    cluster.stop()
+    cluster.start()
+    for n in range(4, 12):
+        await q.push([{"n": str(n)}])
+    assert (await q.counts()) == {"pending": 12}
+    assert q.client.error is None

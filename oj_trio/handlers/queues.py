@@ -11,8 +11,6 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import trio
-
 from .. import events as ev
 from ..errors import NotFoundError, OjError, UsageError
 from ..messages import (
@@ -290,35 +288,17 @@ async def _remote_summary(remote: PostgresQueue, workers: list[str]) -> QueueSum
     )
 
 
-async def _wait_local_or_remote(
-    s: Services, remote: PostgresQueue, after_seq: int, timeout: float
-) -> None:
-    """A long poll on a shared queue: until a local commit, a notification about the queue
-    from any daemon, or ``timeout``; at once for a first request."""
-    if not after_seq or timeout <= 0:
-        return
-    changed = remote.client.change((remote.namespace, remote.queue_name))
-    async with trio.open_nursery() as nursery:
-
-        async def local() -> None:
-            await s.ctx.store.wait_past(after_seq, timeout)
-            nursery.cancel_scope.cancel()
-
-        async def elsewhere() -> None:
-            await changed.wait()
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(local)
-        nursery.start_soon(elsewhere)
-
-
 async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsResponse:
     """The items of a queue; with ``after_seq``/``timeout_ms`` a long poll (`oj queue wait`)."""
     namespace, name = query["namespace"], query["queue"]
     remote = _remote(s, query["project_root"], namespace, name)
     after, timeout = query.get("after_seq", 0), query.get("timeout_ms", 0) / 1000.0
     if remote is not None:
-        await _wait_local_or_remote(s, remote, after, timeout)
+        # Every change of a shared queue, by this daemon or another, comes back as a
+        # notification: its long poll counts those, not local commits.
+        key = (namespace, name)
+        if after and timeout > 0:
+            await remote.client.wait_change(key, after, timeout)
     else:
         await s.ctx.store.wait_past(after, timeout)
     status = query.get("status")
@@ -327,16 +307,16 @@ async def list_items(s: Services, query: ListQueueItemsQuery) -> QueueItemsRespo
         raise UsageError(f"unknown item status '{status}'; use one of: {choices}")
     if remote is not None:
         await s.ctx.runbooks.find_queue(Path(query["project_root"]), name)  # unknown → error
+        # Read before the items: a change notified while they are read makes the next poll
+        # return at once (read after, it would wait for a change already seen as none).
+        seen = remote.client.generation((namespace, name))
         found = await remote.items(status)
         return {
             "type": "QueueItems",
             "queue": name,
             "items": [remote_item_view(r.item, r.history) for r in found],
-            # Other daemons change a shared queue without a local commit: a long poll of
-            # `oj queue wait` ends on their notification too (one sent between two polls is
-            # caught by the next poll's timeout). Never 0, which would make the client poll
-            # instead: a daemon that only watches a shared queue may have committed nothing.
-            "seq": max(1, s.ctx.store.last_seq),
+            # The queue's notifications so far (>= 1: 0 would make the client poll instead).
+            "seq": seen,
         }
     items = s.ctx.state.queue(name, namespace)
     if not items:

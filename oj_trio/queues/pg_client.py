@@ -66,6 +66,10 @@ BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 5.0
 
 
+class _Stale(Exception):
+    """An idle connection was found dead before its transaction began."""
+
+
 class QueueUnavailable(QueueError):
     """The queue database cannot be reached (down, restarting, refusing connections)."""
 
@@ -150,7 +154,9 @@ class PgClient:
         self._limiter = trio.CapacityLimiter(MAX_CONNECTIONS)
         self._schema_ready = False
         self._renew_now = trio.Event()
-        self._changes: dict[tuple[str, str], trio.Event] = {}
+        self._generations: dict[tuple[str, str], int] = {}
+        self._reconnects = 0
+        self._change = trio.Event()
 
     # -- statements ------------------------------------------------------------------------------
 
@@ -202,17 +208,40 @@ class PgClient:
         return conn
 
     def _call(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """In a worker thread: an idle (or new) connection, one transaction, back to idle."""
+        """In a worker thread: an idle (or new) connection, one transaction, back to idle.
+
+        An idle connection that turns out dead before its transaction began (the database
+        restarted since it was last used) is replaced by a fresh one, once, and the other idle
+        ones are dropped too (they are as old): nothing was sent, so nothing can run twice, and
+        the first commands after a restart do not fail while the database answers."""
         with self._lock:
             conn = self._idle.pop() if self._idle else None
+        if conn is not None:
+            try:
+                return self._transact(conn, fn, pooled=True)
+            except _Stale:
+                self.close()
+        return self._transact(None, fn, pooled=False)
+
+    def _transact(
+        self,
+        conn: psycopg.Connection[Any] | None,
+        fn: Callable[[psycopg.Connection[Any]], T],
+        *,
+        pooled: bool,
+    ) -> T:
+        began = False
         try:
             if conn is None:
                 conn = self._connect()
             with conn.transaction():
+                began = True
                 result = fn(conn)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             if conn is not None:
                 conn.close()
+            if pooled and not began:
+                raise _Stale from None
             raise QueueUnavailable(
                 f"queue database {self.label} unreachable: {_first_line(exc)}"
             ) from None
@@ -303,20 +332,25 @@ class PgClient:
         if kind != [SETTLED]:
             self.on_wake(key)
 
-    def change(self, key: tuple[str, str]) -> trio.Event:
-        """Set at the next notification about queue ``key`` (or when the listener reconnects:
-        what was notified meanwhile is lost), whichever daemon changed it."""
-        event = self._changes.get(key)
-        if event is None:
-            event = self._changes[key] = trio.Event()
-        return event
+    def generation(self, key: tuple[str, str]) -> int:
+        """How many times queue ``key`` was notified as changed (by any daemon, this one
+        included) since this client started, plus the listener's reconnects (what was notified
+        meanwhile is lost); at least 1. A long poll waits for it to pass what it saw last."""
+        return 1 + self._reconnects + self._generations.get(key, 0)
+
+    async def wait_change(self, key: tuple[str, str], seen: int, timeout: float) -> None:
+        """Until :meth:`generation` of ``key`` is past ``seen``, or ``timeout`` seconds."""
+        with trio.move_on_after(timeout):
+            while self.generation(key) <= seen:
+                await self._change.wait()
 
     def _changed(self, key: tuple[str, str] | None) -> None:
-        keys = list(self._changes) if key is None else [key]
-        for k in keys:
-            event = self._changes.pop(k, None)
-            if event is not None:
-                event.set()
+        if key is None:
+            self._reconnects += 1
+        else:
+            self._generations[key] = self._generations.get(key, 0) + 1
+        self._change.set()
+        self._change = trio.Event()
 
     def renew_soon(self) -> None:
         """Renew (and check) the held leases now, not at the next period."""
