@@ -543,6 +543,28 @@ class Oj:
 # -- task-spooler -----------------------------------------------------------------------------------
 
 
+class OjBash(Oj):
+    """oj with a step that needs the shell (`true;`): a simple command such as `true` is spawned
+    directly, as bash would exec it (oj_trio/adapters/direct_exec.py); this is the figure for
+    steps that go through bash."""
+
+    name = "oj-bash"
+
+    def __init__(self, base: Path, jobs: int, timeout: float) -> None:
+        super().__init__(base, jobs, timeout)
+        self.project = base / "pb"
+        self.probe_dir = base / "probe-b"
+        self.notes = ["as oj, but the step is `true;` (shell syntax: bash is started per job)"]
+
+    def setup(self) -> None:
+        super().setup()
+        runbook = self.project / ".oj" / "runbooks" / "bench.hcl"
+        text = runbook.read_text()
+        step = 'step "run" { run = "true" }'
+        assert step in text
+        runbook.write_text(text.replace(step, 'step "run" { run = "true;" }', 1))
+
+
 class TaskSpooler:
     name = "tsp"
 
@@ -829,7 +851,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--peers-only", action="store_true", help="skip oj (no queues needed)")
-    parser.add_argument("--systems", default="oj,tsp,huey,rq,floor")
+    parser.add_argument("--systems", default="oj,oj-bash,tsp,huey,rq,floor")
     parser.add_argument("--huey-kind", default="thread", help="thread, process, or both (a,b)")
     parser.add_argument("--rq-worker", default="simple", help="simple, fork, or both (a,b)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per run")
@@ -876,8 +898,8 @@ def main() -> int:
 
     wanted = opts.systems.split(",")
     if opts.peers_only:
-        wanted = [s for s in wanted if s != "oj"]
-    elif "oj" in wanted:
+        wanted = [s for s in wanted if not s.startswith("oj")]
+    elif any(s.startswith("oj") for s in wanted):
         why = oj_available()
         if why:
             shutil.rmtree(base, ignore_errors=True)
@@ -892,6 +914,8 @@ def main() -> int:
     for name in wanted:
         if name == "oj":
             systems.append(Oj(base, opts.jobs, opts.timeout))
+        elif name == "oj-bash":
+            systems.append(OjBash(base, opts.jobs, opts.timeout))
         elif name == "tsp":
             systems.append(TaskSpooler(base, opts.jobs, opts.timeout))
         elif name == "huey":
@@ -941,7 +965,7 @@ def main() -> int:
         side = []
         if not opts.no_side:
             for system in ready:
-                if isinstance(system, Oj):
+                if type(system) is Oj:
                     side = system.side_figures(report, small=opts.tiny)
     finally:
         for system in reversed(ready):

@@ -134,6 +134,12 @@ def test_two_daemons_share_200_items_each_completed_exactly_once(
     # Both daemons see the same items; another namespace of the same database sees none.
     assert {i["id"] for i in b.items()} == {i["id"] for i in items}
     assert "No items" in a.ok("queue", "items", "q", "--project", "elsewhere")
+    # Pruning on one daemon removes them for the other; a dry run and a young item stay.
+    b.ok("queue", "prune", "q")  # ended just now: kept
+    a.ok("queue", "prune", "q", "--all", "--dry-run")
+    assert len(b.items()) == 200
+    a.ok("queue", "prune", "q", "--all")
+    assert "No items" in b.ok("queue", "items", "q")
 
 
 def _lines_of(marks: Path, what: str, tag: str) -> set[str]:

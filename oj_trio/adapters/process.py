@@ -37,6 +37,7 @@ import trio
 
 from oj_trio.errors import OjError
 
+from .direct_exec import direct_command
 from .process_groups import (
     _KILL_WAIT,
     PIPELINE_ID_ENV,
@@ -246,8 +247,9 @@ async def _spawn(
     cwd: Path,
     env: Mapping[str, str],
     inline_ok: Callable[[], bool] | None = None,
+    executable: str | None = None,
 ) -> _Child:
-    """Start ``argv`` as the leader of a new session and process group.
+    """Start ``argv`` (``executable``, if given, is the program run with that argv) as the leader of a new session and process group.
 
     Where the ``Popen`` runs is a measured trade-off (bench/RESULTS.md, "Step latency"). For
     these options ``subprocess`` uses ``vfork``, so the calling thread is suspended until the
@@ -266,6 +268,7 @@ async def _spawn(
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             argv,
+            executable=executable,
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
@@ -399,7 +402,9 @@ async def run_shell(
     inline_ok: Callable[[], bool] | None = None,
 ) -> int:
     """Run ``bash -c "<shell_prefix><command>"`` as its own session and process group; return its
-    exit code (``-N`` if bash was killed by signal ``N``, see :func:`reference_exit_code`).
+    exit code (``-N`` if bash was killed by signal ``N``, see :func:`reference_exit_code`). A
+    command that is one simple command is spawned directly, as bash would exec it
+    (:mod:`.direct_exec`).
 
     Output, pick one:
 
@@ -453,10 +458,37 @@ async def run_shell(
     else:
         out = err = _devnull()
     argv = [shell, "-c", shell_prefix + command]
+    # One simple command is exec'd by bash anyway: spawn it directly (see direct_exec).
+    direct = (
+        direct_command(command, env, cwd)
+        if shell == "bash" and shell_prefix == DEFAULT_SHELL_PREFIX
+        else None
+    )
     try:
-        proc = await _spawn(
-            argv, stdin=_devnull(), stdout=out, stderr=err, cwd=cwd, env=env, inline_ok=inline_ok
-        )
+        proc = None
+        if direct is not None:
+            # On failure bash says why (and runs a script without "#!", as it does).
+            with contextlib.suppress(OSError):
+                proc = await _spawn(
+                    direct.argv,
+                    executable=direct.executable,
+                    stdin=_devnull(),
+                    stdout=out,
+                    stderr=err,
+                    cwd=cwd,
+                    env=direct.env,
+                    inline_ok=inline_ok,
+                )
+        if proc is None:
+            proc = await _spawn(
+                argv,
+                stdin=_devnull(),
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                env=env,
+                inline_ok=inline_ok,
+            )
     except OSError as exc:
         for r, _ in readers:
             os.close(r)
