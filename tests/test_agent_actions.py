@@ -89,3 +89,20 @@ def test_session_records_give_the_state_and_log_lines() -> None:
     assert record_state({"error": "rate limit"})[0] == "failed"
     assert log_lines(tool) == ["oj: status"]
     assert log_lines({"error": "x"}) == ["error: x"]
+
+
+def test_start_up_dialogs_and_the_login_screen() -> None:
+    from oj_trio.runtime.agents_adapters import dialog_key, needs_login
+
+    bypass = (
+        "WARNING: Claude Code running in Bypass Permissions mode\n 1. No, exit\n 2. Yes, I accept"
+    )
+    workspace = "Accessing workspace:\n/w\n Do you trust the files in this folder?\n 1. Yes, proceed\n 2. No, exit"
+    assert dialog_key(bypass) == "2"
+    assert dialog_key(workspace) == "1"  # the numbered form wins over the y/n one
+    assert dialog_key("Do you trust the files in this folder? (y/n)") == "y"
+    assert dialog_key("> ready for input") is None
+    assert dialog_key("Bypass Permissions mode") is None  # not the whole dialog yet
+    assert needs_login("Select login method:\n 1. Claude account")
+    assert needs_login("Choose the text style that looks best")
+    assert not needs_login(workspace)

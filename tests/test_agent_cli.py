@@ -338,3 +338,47 @@ def test_agent_logs_follow_with_json_warns_and_returns(env: OjEnv) -> None:
     assert result.returncode == 0
     assert "--follow is not supported with -o json" in result.stderr
     assert "fake agent ready" in json.loads(result.stdout)["content"]
+
+
+def test_agent_logs_follow_goes_on_with_the_next_steps_agent(env: OjEnv) -> None:
+    # plan → implement: a user following the pipeline's agent logs sees both agents.
+    flag = env.root / "flag"
+    env.runbook(
+        "agent.hcl",
+        f"""
+        command "go" {{
+          args = "<name>"
+          run  = {{ pipeline = "work" }}
+        }}
+        pipeline "work" {{
+          step "plan" {{
+            run     = {{ agent = "planner" }}
+            on_done = "implement"
+          }}
+          step "implement" {{
+            run = {{ agent = "coder" }}
+          }}
+        }}
+        agent "planner" {{
+          adapter = "generic"
+          run     = "echo planning; while [ ! -f {flag} ]; do sleep 0.1; done; echo planned"
+          on_dead = "done"
+        }}
+        agent "coder" {{
+          adapter = "generic"
+          run     = "fake-agent idle"
+        }}
+        """,
+    )
+    pid = env.run_pipeline("go", "x")
+    wait_for(lambda: env.json("agent", "list"), what="the planner's record")
+    follower = popen_oj(env, "agent", "logs", "-f", pid)
+    try:
+        reader = LineReader(follower)
+        reader.wait_line("planning")
+        flag.write_text("go")
+        reader.wait_line("=== implement ===", timeout=30)
+        reader.wait_line("fake agent ready")
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)

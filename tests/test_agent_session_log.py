@@ -97,3 +97,32 @@ def test_a_reattached_watch_reads_a_log_written_before_it_began(tmp_path: Path) 
     obs = observer(tmp_path)
     obs.catch_up(0)
     assert obs.state == WAITING
+
+
+def test_a_reattached_watch_counts_idle_from_the_last_record(tmp_path: Path) -> None:
+    # An agent idle for ten minutes while the daemon was down fires at the first poll after
+    # the re-attach, not a whole idle timeout (here 3 minutes) later.
+    now_ms = int(time.time() * 1000)
+    obs = SessionLogObserver(
+        tmp_path / "projects" / "-w" / "new.jsonl", tmp_path / "agent.log", 180_000
+    )
+    write(obs.path, ANSWER, mtime=time.time() - 600)
+    obs.reset(now_ms)
+    obs.catch_up(now_ms, wall_clock=True)
+    trigger = obs.poll(now_ms + 10)
+    assert trigger is not None and trigger.kind == "idle"
+
+
+def test_a_reattached_watch_of_a_recently_idle_agent_waits_the_rest(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    obs = SessionLogObserver(
+        tmp_path / "projects" / "-w" / "new.jsonl", tmp_path / "agent.log", 180_000
+    )
+    write(obs.path, ANSWER, mtime=time.time() - 60)
+    obs.reset(now_ms)
+    obs.catch_up(now_ms, wall_clock=True)
+    assert obs.poll(now_ms + 10) is None
+    due = obs.idle_due_ms()
+    assert due is not None and due < now_ms + 180_000  # the minute already idle counts
+    trigger = obs.poll(due)
+    assert trigger is not None and trigger.kind == "idle"

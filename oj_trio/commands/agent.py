@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import paths, protocol
 from ..client import Client
+from ..errors import OjError
 from ._args import AddParser, Subparsers, non_negative_int, parse_cli_duration
 from ._output import ago, emit_json, follow_file, table
 from .emit import signal_call
@@ -174,10 +175,39 @@ def cmd_agent_logs(args: argparse.Namespace) -> int:
     elif not args.follow:
         print(f"No log entries found for agent {args.id}", file=sys.stderr)
     if args.follow and reply["paths"]:
-        path = Path(reply["paths"][-1][1])
-        offset = path.stat().st_size if path.exists() else 0
-        follow_file(path, offset)
+        _follow_agents(args, list(reply["paths"][-1]))
     return 0
+
+
+def _follow_agents(args: argparse.Namespace, current: list[str]) -> None:
+    """Tail the latest agent's log; when a later step starts another agent (plan → implement),
+    go on with that one's log under a ``=== <step> ===`` header (Ctrl-C ends)."""
+    latest = _LatestAgent(args.id, args.step, current)
+    path = Path(current[1])
+    offset = path.stat().st_size if path.exists() else 0
+    while True:
+        follow_file(path, offset, until=latest.moved)
+        print(f"=== {latest.current[0]} ===", flush=True)
+        path, offset = Path(latest.current[1]), 0
+
+
+class _LatestAgent:
+    """Which agent's log `agent logs -f` should follow: [step, log path] of the latest one."""
+
+    def __init__(self, given: str, step: str | None, current: list[str]) -> None:
+        self.given, self.step, self.current = given, step, current
+
+    def moved(self) -> bool:
+        """Whether a newer agent took over (then ``current`` is it)."""
+        try:
+            found = Client().query("GetAgentLogs", id=self.given, step=self.step, lines=1)
+        except (OjError, OSError):
+            return False  # the daemon is away: keep following what we have
+        latest = list(found["paths"][-1]) if found["paths"] else self.current
+        if latest == self.current:
+            return False
+        self.current = latest
+        return True
 
 
 def _find_agent(client: Client, given: str) -> dict[str, Any] | None:

@@ -207,6 +207,23 @@ def queues_lines(ns: Section, _now_ms: float) -> list[str]:
     return ["  Queues:", *_table([[q["name"], queue_counts(q)] for q in queues])]
 
 
+def agents_lines(ns: Section, _now_ms: float) -> list[str]:
+    agents = ns.get("active_agents") or []
+    if not agents:
+        return []
+    rows = [
+        [
+            a.get("agent_name") or "agent",
+            f"{a['pipeline_name']}/{a['step_name']}",
+            f"{'●' if a['status'] == 'running' else '◐'} {a['status']}",
+            short_duration(a["elapsed_ms"] // 1000),
+            a["agent_id"][:8],
+        ]
+        for a in agents
+    ]
+    return [f"  Agents ({len(agents)}):", *_table(rows)]
+
+
 def crons_lines(ns: Section, now_ms: float) -> list[str]:
     crons = ns.get("crons") or []
     if not crons:
@@ -242,6 +259,7 @@ RENDERERS: tuple[Callable[[Section, float], list[str]], ...] = (
     pipelines_lines,
     workers_lines,
     queues_lines,
+    agents_lines,
     crons_lines,
     attention_lines,
 )

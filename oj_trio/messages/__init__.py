@@ -116,6 +116,7 @@ from .queues import QueueRetriedResponse as QueueRetriedResponse
 from .queues import QueueRetryRequest as QueueRetryRequest
 from .queues import QueuesResponse as QueuesResponse
 from .queues import QueueSummary as QueueSummary
+from .status import ActiveAgent as ActiveAgent
 from .status import AttentionItem as AttentionItem
 from .status import CronStatus as CronStatus
 from .status import NamespaceStatus as NamespaceStatus

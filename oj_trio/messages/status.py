@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from ._shape import TypedDict
 
 if TYPE_CHECKING:
-    from typing import Any, Literal, NotRequired
+    from typing import Literal, NotRequired
 
     from .queues import QueueSummary
     from .workers import WorkerSummary
@@ -35,6 +35,18 @@ class CronStatus(TypedDict):
     next_fire_at_ms: int | None  #: epoch ms of the next fire, None when stopped
 
 
+class ActiveAgent(TypedDict):
+    """An agent step running now or waiting for a person (reference §6.2 ``active_agents``)."""
+
+    agent_id: str
+    agent_name: str | None
+    pipeline_id: str
+    pipeline_name: str
+    step_name: str
+    status: str  #: running | waiting
+    elapsed_ms: int  #: since the step started
+
+
 class AttentionItem(TypedDict):
     """Something a person should look at: an escalated pipeline or agent, a pipeline that
     failed in the last day, dead queue items, a queue backend that cannot be read."""
@@ -58,7 +70,7 @@ class NamespaceStatus(TypedDict):
     workers: list[WorkerSummary]
     queues: list[QueueSummary]
     crons: list[CronStatus]
-    active_agents: list[dict[str, Any]]
+    active_agents: list[ActiveAgent]
     attention: list[AttentionItem]
 
 

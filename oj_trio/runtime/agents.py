@@ -340,7 +340,9 @@ class AgentService:
         run = self._new_run(p, agent, agent_id, session, cwd, prompt=p.vars.get("prompt", ""))
         run.spawned_at = -1.0  # an old session: a snapshot without it means it is gone
         if isinstance(run.observer, SessionLogObserver):
-            run.observer.catch_up(self.ctx.clock.now_ms())
+            run.observer.catch_up(
+                self.ctx.clock.now_ms(), wall_clock=self.ctx.clock.syncs_with_wall
+            )
         return run
 
     def _new_run(

@@ -234,11 +234,19 @@ class SessionLogObserver:
     process_only: bool = False
     notice: str | None = None
 
-    def catch_up(self, now_ms: int) -> None:
+    def catch_up(self, now_ms: int, *, wall_clock: bool = False) -> None:
         """Re-attached after a restart: read what is there for the state only; its agent log
-        lines were written by the daemon before."""
+        lines were written by the daemon before. An agent already waiting counts as idle since
+        its last record (the file's mtime, when the clock is the wall clock), so one idle
+        longer than the timeout fires at once (reference §4.2), not a whole timeout later."""
         self.since = 0.0  # the agent may have written its log long before this daemon started
         self._read(now_ms, quiet=True)
+        if wall_clock and self.source is not None and self.state == WAITING:
+            try:
+                mtime_ms = self.source.stat().st_mtime_ns // 1_000_000
+            except OSError:
+                return
+            self.changed_at_ms = min(now_ms, mtime_ms)
 
     def _locate(self, now_ms: int) -> Path | None:
         """The session log to read (reference §4.2): the agent's own file, else the newest

@@ -189,6 +189,29 @@ def queues(inputs: StatusInputs, overview: Overview) -> None:
         ns_status["queues"].sort(key=lambda q: q["name"])
 
 
+def agents(inputs: StatusInputs, overview: Overview) -> None:
+    """Agent steps of live pipelines: running, or waiting for a person (escalated)."""
+    for p in inputs.state.pipelines.values():
+        rec = p.step_history[-1] if p.step_history else None
+        if p.terminal or rec is None or rec.agent_id is None or rec.name != p.step:
+            continue
+        if rec.outcome not in ("running", "waiting"):
+            continue
+        overview.section(p.namespace)["active_agents"].append(
+            {
+                "agent_id": rec.agent_id,
+                "agent_name": rec.agent_name,
+                "pipeline_id": p.id,
+                "pipeline_name": p.name,
+                "step_name": rec.name,
+                "status": "waiting" if p.step_status == StepStatus.WAITING else "running",
+                "elapsed_ms": max(0, inputs.now_ms - rec.started_at_ms),
+            }
+        )
+    for ns_status in overview.sections():
+        ns_status["active_agents"].sort(key=lambda a: -a["elapsed_ms"])
+
+
 def crons(inputs: StatusInputs, overview: Overview) -> None:
     """Running crons with their next fire (the armed ``cron:`` timer), by name."""
     state = inputs.state
@@ -204,7 +227,14 @@ def crons(inputs: StatusInputs, overview: Overview) -> None:
 
 
 #: The overview's parts, in order (each namespace's `attention` list keeps this order too).
-SECTIONS: tuple[SectionFiller, ...] = (pipelines, failed_recently, workers, queues, crons)
+SECTIONS: tuple[SectionFiller, ...] = (
+    pipelines,
+    failed_recently,
+    workers,
+    queues,
+    agents,
+    crons,
+)
 
 
 def status_overview(inputs: StatusInputs) -> list[NamespaceStatus]:
