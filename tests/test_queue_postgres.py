@@ -519,3 +519,30 @@ def test_a_stopped_worker_still_settles_its_items_once_the_database_is_back(
         wait_for(lambda: status_counts(a)["completed"] == 1, timeout=60, what="item 0 completed")
         assert a.json("worker", "list")[0]["status"] == "stopped"
         assert a.json("worker", "list")[0]["active"] == 0
+
+
+def test_a_daemon_restarted_while_the_database_is_down_starts_and_recovers(
+    cluster: PgCluster, db: str, marks: Path
+) -> None:
+    with oj_env() as env:
+        a = Machine(env, "A", db, marks, OJ_QUEUE_LEASE_MS="60000")
+        (marks / "hold.all").touch()
+        a.ok("queue", "push", "q", "--file", "-", input=batch(range(3)))
+        wait_for(lambda: len(_lines_of(marks, "start", "A")) == 3, what="A runs all three")
+        a.env.kill_daemon()
+        wait_for(lambda: not _kill_all(_step_pids(a.env)), what="A's steps killed")
+        cluster.stop()
+        try:
+            a.ok("daemon", "start")
+            status = a.ok("status")
+            assert "unreachable" in status, status
+            assert "unreachable" in a.ok("queue", "list")
+        finally:
+            cluster.start()
+        (marks / "hold.all").unlink()
+        wait_for(
+            lambda: status_counts(a)["completed"] == 3,
+            timeout=90,
+            what="the three items completed once the database is back",
+        )
+        assert "unreachable" not in a.ok("status")
