@@ -212,12 +212,13 @@ def main() -> None:
                 f"included); from the WAL stamps {by_wal}; raw sh {raw_sh:.0f}/s, raw bash "
                 f"{raw_bash:.0f}/s ({rate / raw_bash:.0%} of bash)"
             )
-            # SPEC §7 words the two targets differently: at concurrency 1 against raw
-            # `sh -c true`; at 16 against "raw `trio.run_process` spawn rate", read here as the
-            # same command a step runs (bash, reference §2.4) spawned raw. Both ratios are kept.
+            # SPEC §7: at concurrency 1 against raw `sh -c true`; at 16 against "raw
+            # `trio.run_process` spawn rate", whose yardstick SPEC names among the machine's
+            # limits: `sh -c true` through `trio.run_process`. A `true` step is spawned directly
+            # (oj_trio/adapters/direct_exec.py), so raw bash is kept only as a side figure.
             for yardstick, raw, which in (("sh", raw_sh, "raw `sh -c true`"), ("bash", raw_bash,
                                           "raw `bash -c 'set -euo pipefail; true'`")):  # fmt: skip
-                target = {("sh", 1): 0.5, ("bash", 16): 0.8}.get((yardstick, concurrency))
+                target = {("sh", 1): 0.5, ("sh", 16): 0.8}.get((yardstick, concurrency))
                 label = (
                     f"trivial steps/s at concurrency {concurrency}"
                     + (" (a chain of steps)" if concurrency == 1 else "")
