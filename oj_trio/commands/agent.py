@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,34 @@ def _find_agent(client: Client, given: str) -> dict[str, Any] | None:
     return None
 
 
+def agent_wait_verdict(
+    agent: Mapping[str, Any], pipeline: Mapping[str, Any] | None
+) -> tuple[int, str] | None:
+    """(exit status, final line) once `oj agent wait` is done with ``agent``, else None (reference
+    §7: completed/waiting → 0, failed or gone → 1, cancelled → 4, pipeline vanished → 3; an agent
+    whose pipeline ended while its record still says running is "completed (no longer active)"
+    when the pipeline completed)."""
+    agent_id = agent["agent_id"]
+    if pipeline is None:
+        return 3, f"Pipeline {agent['pipeline_id'][:12]} of agent {agent_id} vanished"
+    name = pipeline.get("name") or agent["pipeline_id"][:12]
+    if pipeline.get("step") == "cancelled":
+        return 4, f"Pipeline {name} was cancelled"
+    status = agent["status"]
+    if status == "completed":
+        return 0, f"Agent {agent_id} completed"
+    if status == "waiting":
+        return 0, f"Agent {agent_id} waiting"
+    if status == "failed":
+        reason = agent.get("exit_reason") or "failed"
+        return 1, f"Agent {agent_id} {'session gone' if reason == 'gone' else reason}"
+    if pipeline.get("terminal"):
+        if pipeline.get("step") == "done":
+            return 0, f"Agent {agent_id} completed (no longer active)"
+        return 1, f"Pipeline {name} failed: {pipeline.get('error') or 'unknown error'}"
+    return None
+
+
 def cmd_agent_wait(args: argparse.Namespace) -> int:
     client = Client()
     timeout = parse_cli_duration(args.timeout) if args.timeout else None
@@ -227,24 +256,12 @@ def cmd_agent_wait(args: argparse.Namespace) -> int:
             print(f"Agent not found: {args.id}", file=sys.stderr)
             return 3
         if agent is not None:
-            status = agent["status"]
-            if status == "completed":
-                print(f"Agent {agent['agent_id']} completed")
-                return 0
-            if status == "waiting":
-                print(f"Agent {agent['agent_id']} waiting")
-                return 0
-            if status == "failed":
-                pipeline = client.query("GetPipeline", id=agent["pipeline_id"]).get("pipeline")
-                if pipeline is not None and pipeline.get("step") == "cancelled":
-                    name = pipeline.get("name") or agent["pipeline_id"][:12]
-                    print(f"Pipeline {name} was cancelled", file=sys.stderr)
-                    return 4
-                reason = agent.get("exit_reason") or "failed"
-                if reason == "gone":
-                    reason = "session gone"
-                print(f"Agent {agent['agent_id']} {reason}", file=sys.stderr)
-                return 1
+            pipeline = client.query("GetPipeline", id=agent["pipeline_id"]).get("pipeline")
+            verdict = agent_wait_verdict(agent, pipeline)
+            if verdict is not None:
+                code, line = verdict
+                print(line, file=sys.stdout if code == 0 else sys.stderr)
+                return code
         if timeout is not None and time.monotonic() - start > timeout:
             print(f"Timeout waiting for agent {args.id}", file=sys.stderr)
             return 2
