@@ -184,7 +184,9 @@ def run(state: Path) -> int:
         # trio's nurseries wrap errors in (strict) exception groups; look through a group of one
         # so that e.g. a bind failure is logged as the plain error the client shows the user.
         leaf = _single_leaf(exc)
-        if isinstance(leaf, OjError | OSError):
+        if isinstance(leaf, OjError | OSError) and daemon.ready:
+            log.error("Daemon stopped on an error: %s", leaf)
+        elif isinstance(leaf, OjError | OSError):
             log.error("Failed to start daemon: %s", leaf)
         else:
             log.exception("daemon crashed: %s", exc)

@@ -44,6 +44,8 @@ class Daemon:
         self.stop_grace = env_seconds("OJ_STOP_GRACE_MS", 10000)
         self._shutdown = trio.Event()
         self._kill_sessions = False
+        #: READY was printed: an error from here on stops a running daemon, not its start.
+        self.ready = False
         self._requests: dict[str, Route] = {}
         self._queries: dict[str, Route] = {}
         for route in all_routes():
@@ -98,6 +100,7 @@ class Daemon:
             if interval:
                 root.start_soon(self._watchdog, interval)
             log.info("Daemon ready, listening on %s", sock_path)
+            self.ready = True
             print("READY", flush=True)
             sdnotify.notify(f"READY=1\nSTATUS=ready\nMAINPID={os.getpid()}")
 

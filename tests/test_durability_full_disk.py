@@ -78,6 +78,7 @@ def test_a_full_disk_stops_the_daemon_and_loses_nothing_acknowledged(ojenv: OjEn
         wait_for(lambda: not pids_with("oj-full-disk-test"), what="the step to be killed")
         log = (ojenv.state / "daemon.log").read_text()
         assert "WAL write failed, refusing further appends" in log
+        assert "Daemon stopped on an error: " in log and "Failed to start daemon" not in log
     finally:
         if daemon.poll() is None:
             daemon.kill()
