@@ -477,6 +477,12 @@ def test_queue_line() -> None:
     assert (
         line == "merge\texternal\tpending=3 active=1 dead=2\tworkers=-\terror: list exited 2\\nboom"
     )
+    # a shared (PostgreSQL) queue that cannot be read: its counts are unknown, not zero
+    away = queue_line(_queue(pending=0, active=0, dead=0, error="unreachable: refused"))
+    assert away == (
+        "merge\tpersisted\tpending=? active=? dead=?\tworkers=merger, fixer"
+        "\terror: unreachable: refused"
+    )
 
 
 def _item(item_id: str, pushed: int, **kw: Any) -> dict[str, Any]:

@@ -224,6 +224,7 @@ def test_database_restart_loses_no_acknowledged_push_and_workers_recover(
             assert "unreachable" in a.ok("status")
             listed = a.ok("queue", "list")
             assert "unreachable" in listed, listed
+            assert "pending=? active=? dead=?" in listed, listed  # unknown, not zero
             (marks / "hold.0").unlink()
             wait_for(lambda: "0" in _lines_of(marks, "end", "A"), what="item 0 ends while down")
         finally:

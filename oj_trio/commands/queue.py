@@ -218,8 +218,15 @@ def cmd_queue_push(args: argparse.Namespace) -> int:
 
 
 def queue_line(queue: Mapping[str, Any]) -> str:
-    """`<name>\\t<type>\\tpending=<p> active=<a> dead=<d>\\tworkers=<a, b|->[\\terror: <msg>]`."""
-    counts = f"pending={queue['pending']} active={queue['active']} dead={queue['dead']}"
+    """`<name>\\t<type>\\tpending=<p> active=<a> dead=<d>\\tworkers=<a, b|->[\\terror: <msg>]`.
+
+    A persisted queue with an error lives in a shared database that cannot be read now: its
+    counts are unknown (`?`), not zero. An external queue's counts (its items in flight) stand.
+    """
+    unknown = queue["type"] == "persisted" and bool(queue.get("error"))
+    counts = " ".join(
+        f"{key}={'?' if unknown else queue[key]}" for key in ("pending", "active", "dead")
+    )
     workers = ", ".join(queue.get("workers") or []) or "-"
     line = f"{queue['name']}\t{queue['type']}\t{counts}\tworkers={workers}"
     if queue.get("error"):
