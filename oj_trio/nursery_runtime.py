@@ -32,6 +32,7 @@ from pathlib import Path
 
 import trio
 
+from . import events as ev
 from .adapters.process import raise_fd_limit
 from .clock import Clock
 from .pipelines.transitions import Cancelled
@@ -192,6 +193,10 @@ class Supervisor:
             decision = await commit_outcome(ctx, p, Cancelled())
             self.spawn(pipeline_id, rerun=decision.rerun)
             return
+        if not p.cancel_requested:
+            # The request is durable before the step is touched: a daemon that dies before the
+            # cancellation takes effect cancels at its next start (the driver reads the flag).
+            await ctx.commit(ev.PipelineCancel(id=pipeline_id))
         task.stop_step()
         # Usually the group dies at SIGTERM and the cancellation is durable in milliseconds; a
         # step that ignores SIGTERM holds out for the kill grace, longer than a client waits for

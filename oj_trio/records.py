@@ -107,6 +107,10 @@ class Pipeline:
     action_attempted_at_ms: dict[str, int] = attrs.Factory(dict)
     agent_signal: AgentSignalRecord | None = None
     cancelling: bool = False
+    #: ``oj pipeline cancel`` was acknowledged (``pipeline:cancel``) and has not taken effect yet
+    #: (no ``pipeline:cancelling``, not ended): a daemon that dies meanwhile cancels at its next
+    #: start instead of failing the step as interrupted.
+    cancel_requested: bool = False
     shell: ShellProcess | None = None
     #: ``at_ms`` of the last event that changed the step (creation time until then).
     updated_at_ms: int = 0

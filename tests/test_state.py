@@ -310,6 +310,19 @@ def test_worker_stop_is_sticky_and_start_keeps_active_ids() -> None:
     assert s.get_worker("w", "ns") is None
 
 
+def test_a_cancel_request_is_kept_until_it_takes_effect() -> None:
+    s = build([created()])
+    s.apply(ev.PipelineCancel(id="p1"))
+    assert s.pipelines["p1"].cancel_requested
+    s.apply(ev.PipelineCancelling(id="p1"))
+    assert (s.pipelines["p1"].cancel_requested, s.pipelines["p1"].cancelling) == (False, True)
+    s = build([created(), ev.PipelineCancel(id="p1")])
+    s.apply(ev.PipelineAdvanced(id="p1", step="cancelled", at_ms=5))
+    assert not s.pipelines["p1"].cancel_requested
+    s.apply(ev.PipelineCancel(id="p1"))  # too late: it has ended
+    assert not s.pipelines["p1"].cancel_requested
+
+
 def test_events_without_state_effect_change_nothing() -> None:
     s = build([created(), push()])
     before = s.to_json()
@@ -317,7 +330,6 @@ def test_events_without_state_effect_change_nothing() -> None:
         ev.AgentWorking(agent_id="x"),
         ev.AgentIdle(agent_id="x"),
         ev.PipelineResume(id="p1", message="go"),
-        ev.PipelineCancel(id="p1"),
         ev.TimerStart(id="t"),
         ev.SystemShutdown(),
         ev.WorkerPollComplete(worker_name="w", items=[{"a": 1}]),

@@ -92,6 +92,7 @@ def _pipeline_advanced(s: "MaterializedState", e: ev.PipelineAdvanced) -> None:
     p.shell = None
     p.updated_at_ms = e.at_ms
     if terminal:
+        p.cancel_requested = False
         release_pipeline(s, e.id)
 
 
@@ -101,10 +102,17 @@ def _pipeline_updated(s: "MaterializedState", e: ev.PipelineUpdated) -> None:
         p.vars.update(e.vars)
 
 
+def _pipeline_cancel(s: "MaterializedState", e: ev.PipelineCancel) -> None:
+    p = s.pipelines.get(e.id)
+    if p is not None and not p.terminal and not p.cancelling:
+        p.cancel_requested = True
+
+
 def _pipeline_cancelling(s: "MaterializedState", e: ev.PipelineCancelling) -> None:
     p = s.pipelines.get(e.id)
     if p is not None:
         p.cancelling = True
+        p.cancel_requested = False
 
 
 def _pipeline_deleted(s: "MaterializedState", e: ev.PipelineDeleted) -> None:
@@ -202,6 +210,7 @@ HANDLERS: ReducerTable = table(
     on(ev.PipelineCreated, _pipeline_created),
     on(ev.PipelineAdvanced, _pipeline_advanced),
     on(ev.PipelineUpdated, _pipeline_updated),
+    on(ev.PipelineCancel, _pipeline_cancel),
     on(ev.PipelineCancelling, _pipeline_cancelling),
     on(ev.PipelineDeleted, _pipeline_deleted),
     on(ev.PipelineActionAttempted, _pipeline_action_attempted),

@@ -127,6 +127,10 @@ class PipelineDriver:
     async def drive(self, pipeline_id: str, task: PipelineTask, rerun: bool) -> None:
         """The pipeline task: loop until the pipeline ends, waits, or the daemon drains."""
         ctx = self.ctx
+        first = ctx.state.pipelines.get(pipeline_id)
+        if first is not None and first.cancel_requested and not self._is_agent_step(first):
+            # An acknowledged `oj pipeline cancel` the previous daemon did not carry out.
+            task.cancel_requested = True
         try:
             while True:
                 p = ctx.state.pipelines.get(pipeline_id)
@@ -147,7 +151,7 @@ class PipelineDriver:
                     # An agent outlives the daemon: re-attach to its session (or fire on_dead).
                     rerun = await self._run_step(p, task)
                 elif move is Move.RECOVER:
-                    await self._recover_interrupted(p)
+                    await self._recover_interrupted(p, task)
                 elif move is Move.ADVANCE:
                     rerun = await self._apply(p, task, Succeeded())
                 else:
@@ -209,13 +213,18 @@ class PipelineDriver:
                 outcome = Cancelled()
         return await self._apply(p, task, outcome)
 
-    async def _recover_interrupted(self, p: Pipeline) -> None:
-        """A step whose exit was never recorded: kill leftovers, then fail it as interrupted."""
+    async def _recover_interrupted(self, p: Pipeline, task: PipelineTask) -> None:
+        """A step whose exit was never recorded: kill leftovers, then fail it as interrupted —
+        or cancel it, when a cancellation was acknowledged before the daemon died."""
         found = await terminate_orphans(p.id, p.step, grace=self.ctx.step_grace)
         if found:
             self.ctx.log.write(
                 p.id, p.step, f"killed {found} leftover process(es) of the interrupted step"
             )
+        if task.cancel_requested:
+            task.cancel_requested = False
+            await commit_outcome(self.ctx, p, Cancelled(), prestart=False)
+            return
         await commit_outcome(self.ctx, p, Interrupted(log=(INTERRUPTED,)))
 
     async def finish(self, p: Pipeline) -> None:
