@@ -25,7 +25,7 @@ from typing import Protocol
 import attrs
 
 from ..errors import OjError
-from ..events import EventBase
+from ..events import EventBase, WorkerItemDispatched
 
 #: Completed items a persisted queue keeps (the newest), so a queue that runs for months does not
 #: grow without bound (the daemon's state and snapshots, or a shared database); ``oj queue
@@ -62,6 +62,20 @@ class Claims:
 
     claims: list[Claim]
     events: tuple[EventBase, ...] = ()
+
+
+def dispatched(worker: WorkerRef, claims: list[Claim]) -> Claims:
+    """``claims``, with the events recording that ``worker`` dispatched each into its pipeline."""
+    events = tuple(
+        WorkerItemDispatched(
+            worker_name=worker.name,
+            item_id=c.item_id,
+            pipeline_id=c.pipeline_id,
+            namespace=worker.namespace,
+        )
+        for c in claims
+    )
+    return Claims(claims, events)
 
 
 class QueueBackend(Protocol):

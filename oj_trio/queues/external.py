@@ -20,7 +20,7 @@ from ..adapters.bash_eval import SnippetError, capture_bash
 from ..runbook import templates
 from ..runbook.model import Queue
 from ..store import Store
-from .backend import Claim, Claims, QueueError, WorkerRef
+from .backend import Claim, Claims, QueueError, WorkerRef, dispatched
 
 log = logging.getLogger("oj.queues")
 
@@ -111,16 +111,7 @@ class ExternalQueue:
             if len(claims) == limit:
                 break
         self.report(take_error)
-        events = tuple(
-            ev.WorkerItemDispatched(
-                worker_name=worker.name,
-                item_id=c.item_id,
-                pipeline_id=c.pipeline_id,
-                namespace=worker.namespace,
-            )
-            for c in claims
-        )
-        return Claims(claims, events)
+        return dispatched(worker, claims)
 
     async def complete(self, worker: WorkerRef, pipeline_id: str, item_id: str) -> None:
         await self._settle(worker, pipeline_id)

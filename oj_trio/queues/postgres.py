@@ -39,7 +39,15 @@ from ..errors import NotFoundError, OjError
 from ..records import QueueItem, QueueItemStatus
 from ..state import AmbiguousPrefixError
 from ..store import Store
-from .backend import KEEP_COMPLETED, PRUNE_EVERY, Claim, Claims, QueueError, WorkerRef
+from .backend import (
+    KEEP_COMPLETED,
+    PRUNE_EVERY,
+    Claim,
+    Claims,
+    QueueError,
+    WorkerRef,
+    dispatched,
+)
 from .pg_client import CHANNEL, SETTLED, Held, PgClient
 from .pg_schema import NOW_MS
 
@@ -211,16 +219,7 @@ class PostgresQueue:
             self.client.held[pid] = Held(self.namespace, self.queue_name, item_id, failures)
             values = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
             claims.append(Claim(item_id, values, pid))
-        events = tuple(
-            ev.WorkerItemDispatched(
-                worker_name=worker.name,
-                item_id=c.item_id,
-                pipeline_id=c.pipeline_id,
-                namespace=worker.namespace,
-            )
-            for c in claims
-        )
-        return Claims(claims, events)
+        return dispatched(worker, claims)
 
     def outcome_events(
         self,
