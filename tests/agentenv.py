@@ -56,3 +56,30 @@ def agent_env(*, idle_ms: int = 700) -> Iterator[OjEnv]:
             with contextlib.suppress(Exception):
                 env.oj("daemon", "stop", "--kill", timeout=30)
             tmux(env, "kill-server")
+
+
+def generic_agent_runbook(
+    env: OjEnv, agent_body: str = "", *, run: str = "fake-agent idle"
+) -> None:
+    """`oj run go <name>`: a pipeline `work` whose one step `think` runs the generic agent `bot`
+    (``run``, plus ``agent_body`` lines inside its block)."""
+    env.runbook(
+        "agent.hcl",
+        f"""
+        command "go" {{
+          args = "<name>"
+          run  = {{ pipeline = "work" }}
+        }}
+        pipeline "work" {{
+          name = "${{var.name}}"
+          step "think" {{
+            run = {{ agent = "bot" }}
+          }}
+        }}
+        agent "bot" {{
+          adapter = "generic"
+          run     = "{run}"
+          {agent_body}
+        }}
+        """,
+    )

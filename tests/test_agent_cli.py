@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentenv import agent_env, needs_tmux, sessions, tmux
+from agentenv import agent_env, generic_agent_runbook, needs_tmux, sessions, tmux
 from blackbox import OJ, LineReader, OjEnv, popen_oj, wait_for
 
 pytestmark = needs_tmux
@@ -29,27 +29,7 @@ def env() -> Iterator[OjEnv]:
         yield world
 
 
-def runbook(env: OjEnv, agent_body: str = "", *, run: str = "fake-agent idle") -> None:
-    env.runbook(
-        "agent.hcl",
-        f"""
-        command "go" {{
-          args = "<name>"
-          run  = {{ pipeline = "work" }}
-        }}
-        pipeline "work" {{
-          name = "${{var.name}}"
-          step "think" {{
-            run = {{ agent = "bot" }}
-          }}
-        }}
-        agent "bot" {{
-          adapter = "generic"
-          run     = "{run}"
-          {agent_body}
-        }}
-        """,
-    )
+runbook = generic_agent_runbook
 
 
 def start_idle_agent(env: OjEnv) -> tuple[str, str]:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from agentenv import agent_env, needs_tmux, sessions, tmux
+from agentenv import agent_env, generic_agent_runbook, needs_tmux, sessions, tmux
 from blackbox import OjEnv, wait_for
 
 pytestmark = needs_tmux
@@ -18,27 +18,7 @@ def env() -> Iterator[OjEnv]:
         yield world
 
 
-def runbook(env: OjEnv, agent_body: str, *, run: str = "fake-agent idle") -> None:
-    env.runbook(
-        "agent.hcl",
-        f"""
-        command "go" {{
-          args = "<name>"
-          run  = {{ pipeline = "work" }}
-        }}
-        pipeline "work" {{
-          name = "${{var.name}}"
-          step "think" {{
-            run = {{ agent = "bot" }}
-          }}
-        }}
-        agent "bot" {{
-          adapter = "generic"
-          run     = "{run}"
-          {agent_body}
-        }}
-        """,
-    )
+runbook = generic_agent_runbook
 
 
 def test_on_dead_done_completes_and_the_session_is_gone(env: OjEnv) -> None:

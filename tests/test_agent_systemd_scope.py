@@ -6,12 +6,11 @@ records how it was called and then runs the command, as the real one does for a 
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentenv import agent_env, needs_tmux, sessions
+from agentenv import agent_env, generic_agent_runbook, needs_tmux, sessions
 from blackbox import OjEnv, wait_for
 
 pytestmark = needs_tmux
@@ -48,27 +47,7 @@ def env(tmp_path: Path) -> Iterator[OjEnv]:
 
 def test_agents_tmux_server_starts_in_a_scope_of_its_own(env: OjEnv, tmp_path: Path) -> None:
     dump = env.root / "env.txt"
-    env.runbook(
-        "agent.hcl",
-        textwrap.dedent(
-            f"""
-            command "go" {{
-              args = "<name>"
-              run  = {{ pipeline = "work" }}
-            }}
-            pipeline "work" {{
-              name = "${{var.name}}"
-              step "think" {{
-                run = {{ agent = "bot" }}
-              }}
-            }}
-            agent "bot" {{
-              adapter = "generic"
-              run     = "fake-agent env {dump}"
-            }}
-            """
-        ),
-    )
+    generic_agent_runbook(env, run=f"fake-agent env {dump}")
     env.run_pipeline("go", "scoped")
     wait_for(dump.exists, what="the agent's env dump")
     assert len(sessions(env)) == 1

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentenv import agent_env, needs_tmux
+from agentenv import agent_env, generic_agent_runbook, needs_tmux
 from blackbox import OjEnv, wait_for
 
 pytestmark = needs_tmux
@@ -25,28 +24,7 @@ def agents(env: OjEnv) -> list[dict[str, Any]]:
 
 
 def test_status_lists_running_then_waiting_agents(env: OjEnv) -> None:
-    env.runbook(
-        "agent.hcl",
-        textwrap.dedent(
-            """
-            command "go" {
-              args = "<name>"
-              run  = { pipeline = "work" }
-            }
-            pipeline "work" {
-              name = "${var.name}"
-              step "think" {
-                run = { agent = "bot" }
-              }
-            }
-            agent "bot" {
-              adapter = "generic"
-              run     = "fake-agent idle"
-              on_idle = "escalate"
-            }
-            """
-        ),
-    )
+    generic_agent_runbook(env, 'on_idle = "escalate"')
     pid = env.run_pipeline("go", "looked-at")
     listed = wait_for(lambda: agents(env), what="the agent in oj status")
     assert len(listed) == 1
