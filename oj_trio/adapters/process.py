@@ -30,6 +30,7 @@ import os
 import resource
 import signal
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from .process_groups import (
     process_start_ticks,
     terminate_orphans,
 )
+from .spawn_policy import SpawnPolicy
 
 __all__ = [
     "DEFAULT_SHELL_PREFIX",
@@ -83,6 +85,9 @@ MAX_LINE_BYTES = 64 * 1024
 #: longer step's output reaches its log up to 50 ms late, and a step that fills a pipe (64 KB)
 #: sooner waits for its reader until then.
 PUMP_DELAY = 0.05
+
+#: This process's spawn placement (inline or worker thread), fed by every inline spawn.
+SPAWNS = SpawnPolicy()
 
 
 class ProcessSpawnError(OjError):
@@ -251,18 +256,12 @@ async def _spawn(
 ) -> _Child:
     """Start ``argv`` (``executable``, if given, is the program run with that argv) as the leader of a new session and process group.
 
-    Where the ``Popen`` runs is a measured trade-off (bench/RESULTS.md, "Step latency"). For
-    these options ``subprocess`` uses ``vfork``, so the calling thread is suspended until the
-    child has called ``exec``. When the CPU is free that is ≈ 0.2–0.3 ms, and doing it right
-    here saves the worker-thread hop (and GIL hand-offs) that ``trio.lowlevel.open_process``
-    adds on top of the same spawn, ≈ 0.15–0.2 ms on the critical path of every step of a chain.
-    But while other steps' processes compete for the cores, the child can wait milliseconds for
-    one before it execs, and on the trio thread that would stall every other pipeline; so the
-    spawn goes to a worker thread (as trio does) whenever another shell of ours is running or
-    another task is ready to run, or the caller's ``inline_ok`` says other work is in flight
-    (the daemon: a WAL batch being written, whose waiters would stall behind the spawn).
-    A cancellation while a worker spawns is deferred until the spawn returns, so the caller
-    always gets the child it has to kill.
+    On the trio thread or in a worker thread, as :data:`SPAWNS` decides from how long recent
+    inline spawns took (:mod:`.spawn_policy`). ``inline_ok`` says whether the caller's other
+    work is idle (the daemon: no WAL batch being written); with no shell of ours running and no
+    task ready either, the spawn is inline whatever the measurements say. A cancellation while
+    a worker spawns is deferred until the spawn returns, so the caller always gets the child it
+    has to kill.
     """
 
     def spawn() -> subprocess.Popen[bytes]:
@@ -277,12 +276,17 @@ async def _spawn(
             start_new_session=True,
         )
 
-    if (
+    idle = (
         _Child.live == 0
         and trio.lowlevel.current_statistics().tasks_runnable == 0
         and (inline_ok is None or inline_ok())
-    ):
-        popen = spawn()
+    )
+    started = time.monotonic()
+    if SPAWNS.inline(started, idle=idle):
+        try:
+            popen = spawn()
+        finally:
+            SPAWNS.record(time.monotonic() - started)
     else:
         popen = await trio.to_thread.run_sync(spawn)
     return _Child(popen)
