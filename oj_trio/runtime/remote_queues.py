@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ log = logging.getLogger("oj.queues")
 LEASE_MS = 30_000
 #: The default polling period of idle workers, the fallback of LISTEN/NOTIFY.
 POLL_MS = 5_000
+#: A `.oj/config.toml` modified this recently (seconds) is read again on every use.
+SETTLED_SECONDS = 1.0
 
 
 class RemoteQueues:
@@ -50,6 +53,8 @@ class RemoteQueues:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._clients: dict[str, PgClient] = {}
         self._nursery: trio.Nursery | None = None
+        #: project root → (stamp of its `.oj/config.toml` or None when absent, its queue url)
+        self._urls: dict[str, tuple[tuple[int, int, int] | None, str | None]] = {}
 
     def bind(self, nursery: trio.Nursery) -> None:
         """Run the clients' background tasks in ``nursery`` (from now on, and those made so far)."""
@@ -65,7 +70,33 @@ class RemoteQueues:
                 log.error("%s", exc)
 
     def url(self, project_root: str) -> str | None:
-        return queue_url(Path(project_root), self.ctx.env)
+        """The project's queue database, or None (its queues live in the WAL).
+
+        Asked twice per job (claim and outcome), so the answer is kept per project while its
+        ``.oj/config.toml`` keeps the same stamp (one ``stat``, no read and parse); a file
+        changed in the last second is read every time, as a same-size rewrite within the
+        file system's timestamp granularity would keep the stamp.
+
+        Raises:
+            OjError: the project's `.oj/config.toml` is malformed.
+        """
+        env_url = self.ctx.env.get("OJ_QUEUE_URL")
+        if env_url:
+            return env_url
+        try:
+            st = os.stat(os.path.join(project_root, ".oj", "config.toml"))
+        except OSError:
+            stamp: tuple[int, int, int] | None = None
+        else:
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if time.time() - st.st_mtime < SETTLED_SECONDS:
+                return queue_url(Path(project_root), self.ctx.env)
+        known = self._urls.get(project_root)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        url = queue_url(Path(project_root), self.ctx.env)
+        self._urls[project_root] = (stamp, url)
+        return url
 
     def client(self, url: str) -> PgClient:
         """The client of ``url``, made (and its background tasks started) on first use.
