@@ -84,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _setup_logging(log_file: Path) -> None:
+    # The daemon logs a line or two per pipeline: skip what LOG_FORMAT never shows (the caller's
+    # file and line, thread and process names), as the logging HOWTO's "Optimization" advises.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.FileHandler(log_file, encoding="utf-8")
     formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
     formatter.converter = time.gmtime

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 
 from ..messages import QueueItemView, QueueSummary
 from ..records import QueueItem, QueueItemStatus
+
+_STATUS = attrgetter("status")
 
 
 def item_view(item: QueueItem) -> QueueItemView:
@@ -41,8 +45,7 @@ def queue_summary(
     not in state: what is active is what this daemon's workers run); ``counts``: counted
     elsewhere (a queue in a shared database)."""
     by_status = dict.fromkeys(QueueItemStatus, 0)
-    for item in items:
-        by_status[item.status] += 1
+    by_status.update(Counter(map(_STATUS, items)))  # C-speed: polled often, on big queues
     for status, number in (counts or {}).items():
         by_status[QueueItemStatus(status)] += number
     return {
