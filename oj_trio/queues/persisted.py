@@ -8,11 +8,13 @@ durable: a cooldown interrupted by a restart fires at its original deadline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from itertools import compress, repeat
+from operator import attrgetter, eq
 
 from .. import events as ev
 from ..clock import Clock
-from ..records import QueueItemStatus
+from ..records import QueueItem, QueueItemStatus
 from ..store import Store
 from ..timers import queue_retry_id
 from .backend import Claim, Claims, WorkerRef
@@ -39,8 +41,8 @@ class PersistedQueue:
         claims: list[Claim] = []
         if limit <= 0:
             return Claims(claims)
-        for item in self.store.state.queue(self.queue_name, self.namespace).values():
-            if item.status == QueueItemStatus.PENDING and item.id not in in_flight:
+        for item in _pending(self.store.state.queue(self.queue_name, self.namespace)):
+            if item.id not in in_flight:
                 claims.append(Claim(item.id, dict(item.data), new_pipeline_id()))
                 if len(claims) == limit:
                     break
@@ -137,3 +139,13 @@ class PersistedQueue:
         return ev.WorkerItemSettled(
             worker_name=worker.name, pipeline_id=pipeline_id, namespace=worker.namespace
         )
+
+
+_STATUS = attrgetter("status")
+
+
+def _pending(items: Mapping[str, QueueItem]) -> Iterator[QueueItem]:
+    """The pending items in push order. Filtered at C speed: a queue keeps up to
+    KEEP_COMPLETED finished items ahead of its pending ones, and this runs for every claim."""
+    values = items.values()
+    return compress(values, map(eq, map(_STATUS, values), repeat(QueueItemStatus.PENDING)))

@@ -45,7 +45,8 @@ async def start_pipelines(
         ],
     )
     for event in created:
-        log.info("pipeline %s (%s) created, kind %s", event.id[:12], event.name, event.kind)
+        # DEBUG: the pipeline's own log says so, and its end is logged at INFO (one line per job).
+        log.debug("pipeline %s (%s) created, kind %s", event.id[:12], event.name, event.kind)
         ctx.log.write(event.id, "init", "pipeline created")
     for ws_event in events:
         if isinstance(ws_event, ev.WorkspaceCreated):
