@@ -18,7 +18,8 @@ from pathlib import Path
 import trio
 
 from . import messages, paths, protocol, sdnotify
-from .adapters.process import live_shells
+from .adapters.process import live_shells, use_spawner
+from .adapters.spawner import open_spawner
 from .errors import DaemonError, OjError, ProtocolError
 from .handlers import Route, Services, all_routes
 from .listener import open_listener, serve
@@ -77,46 +78,49 @@ class Daemon:
             crons=self.runtime.crons,
         )
         self._started_ms = self.runtime.ctx.clock.now_ms()
-        async with trio.open_nursery() as root:
-            await root.start(self.store.run)
-            try:
-                listener = await open_listener(sock_path)
-            except OSError as exc:
-                raise OjError(
-                    f"Failed to bind socket at {sock_path}: {exc.strerror or exc}"
-                ) from None
-            await root.start(self.runtime.run)
-            listen_scope = trio.CancelScope()
-
-            async def listen() -> None:
-                with listen_scope:
-                    await serve(listener, self.handle)
-
-            root.start_soon(listen)
-            # started(), not start_soon(): the handlers must be in place before READY, or a
-            # SIGTERM right after READY meets Python's default action and kills us uncleanly.
-            await root.start(self._signals)
-            interval = sdnotify.watchdog_interval()
-            if interval:
-                root.start_soon(self._watchdog, interval)
-            log.info("Daemon ready, listening on %s", sock_path)
-            self.ready = True
-            print("READY", flush=True)
-            sdnotify.notify(f"READY=1\nSTATUS=ready\nMAINPID={os.getpid()}")
-
-            await self._shutdown.wait()
-            log.info("shutting down")
-            sdnotify.notify("STOPPING=1\nSTATUS=draining")
-            # Keep listening while draining: handle() already refuses every request that could
-            # start work ("daemon is shutting down") and answers Ping/Status/Query, so during the
-            # grace period `oj daemon status` says "running" and an action command gets a prompt
-            # error instead of "not running" / a connection timeout while the lock is still held.
-            await self.runtime.drain(self.stop_grace, kill_sessions=self._kill_sessions)
-            listen_scope.cancel()
-            await self.store.aclose()
-            root.cancel_scope.cancel()
+        # Step processes are started by a helper process, off this event loop (adapters/spawner).
+        async with open_spawner() as spawner, trio.open_nursery() as root:
+            with use_spawner(spawner):
+                await self._serve_in(root, sock_path)
         sdnotify.notify("STATUS=stopped")
         return 0
+
+    async def _serve_in(self, root: trio.Nursery, sock_path: Path) -> None:
+        await root.start(self.store.run)
+        try:
+            listener = await open_listener(sock_path)
+        except OSError as exc:
+            raise OjError(f"Failed to bind socket at {sock_path}: {exc.strerror or exc}") from None
+        await root.start(self.runtime.run)
+        listen_scope = trio.CancelScope()
+
+        async def listen() -> None:
+            with listen_scope:
+                await serve(listener, self.handle)
+
+        root.start_soon(listen)
+        # started(), not start_soon(): the handlers must be in place before READY, or a
+        # SIGTERM right after READY meets Python's default action and kills us uncleanly.
+        await root.start(self._signals)
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            root.start_soon(self._watchdog, interval)
+        log.info("Daemon ready, listening on %s", sock_path)
+        self.ready = True
+        print("READY", flush=True)
+        sdnotify.notify(f"READY=1\nSTATUS=ready\nMAINPID={os.getpid()}")
+
+        await self._shutdown.wait()
+        log.info("shutting down")
+        sdnotify.notify("STOPPING=1\nSTATUS=draining")
+        # Keep listening while draining: handle() already refuses every request that could
+        # start work ("daemon is shutting down") and answers Ping/Status/Query, so during the
+        # grace period `oj daemon status` says "running" and an action command gets a prompt
+        # error instead of "not running" / a connection timeout while the lock is still held.
+        await self.runtime.drain(self.stop_grace, kill_sessions=self._kill_sessions)
+        listen_scope.cancel()
+        await self.store.aclose()
+        root.cancel_scope.cancel()
 
     def request_shutdown(self, *, kill: bool = False) -> None:
         self._kill_sessions = self._kill_sessions or kill

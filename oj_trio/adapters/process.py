@@ -31,7 +31,7 @@ import resource
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 import trio
@@ -53,6 +53,7 @@ from .process_groups import (
     terminate_orphans,
 )
 from .spawn_policy import SpawnPolicy
+from .spawner import RemoteChild, Spawner, SpawnerGone
 
 __all__ = [
     "DEFAULT_SHELL_PREFIX",
@@ -88,6 +89,31 @@ PUMP_DELAY = 0.05
 
 #: This process's spawn placement (inline or worker thread), fed by every inline spawn.
 SPAWNS = SpawnPolicy()
+
+#: Where spawns go while set (the daemon's helper process, :mod:`.spawner`); None: in-process.
+_spawner: Spawner | None = None
+
+#: The spawner takes a spawn only while this many shells of ours run already. With few, a
+#: step's latency is what counts, and a round trip to another process (which must get a core
+#: first) costs more than spawning right here: a chain of trivial steps ran 15–20 % slower
+#: through the helper at concurrency 1 and 4. With many, the event loop is the bottleneck, and
+#: every spawn taken off it counts: 1,000 trivial jobs at concurrency 16 ≈ 8 % faster, 1,000
+#: `sleep 1` pipelines ≈ 15 % (bench/HISTORY.md, "Spawning off the loop").
+SPAWNER_FROM = 8
+
+#: Spawns under way in a worker thread or the spawner (not yet a :class:`_Child`).
+_starting = 0
+
+
+@contextlib.contextmanager
+def use_spawner(spawner: Spawner | None) -> Iterator[None]:
+    """Send this process's spawns to ``spawner`` for the block's duration."""
+    global _spawner
+    previous, _spawner = _spawner, spawner
+    try:
+        yield
+    finally:
+        _spawner = previous
 
 
 class ProcessSpawnError(OjError):
@@ -172,14 +198,15 @@ class _Child:
     #: How many shells of this process are between spawn and reap (see :func:`_spawn`).
     live = 0
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes] | RemoteChild) -> None:
         self.popen = popen
         self.pid = popen.pid
-        self._pidfd: int | None
-        try:
-            self._pidfd = os.pidfd_open(popen.pid)
-        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
-            self._pidfd = None
+        self._pidfd: int | None = None
+        if isinstance(popen, subprocess.Popen):
+            try:
+                self._pidfd = os.pidfd_open(popen.pid)
+            except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
+                self._pidfd = None
         self._ticks: int | None = None
         self._ticks_read = False
         #: Whether anyone will ask for the start time after the exit (``on_ended``): only then
@@ -193,6 +220,8 @@ class _Child:
         if not self._ticks_read and self.popen.returncode is None:
             self._ticks = process_start_ticks(self.pid)
             self._ticks_read = True
+        if self._ticks is None and isinstance(self.popen, RemoteChild):
+            return self.popen.start_ticks  # read by the spawner just before it reaped
         return self._ticks
 
     @property
@@ -207,7 +236,9 @@ class _Child:
 
     async def wait(self) -> int:
         """Wait for the exit and reap. Cancellable (the child keeps running)."""
-        if self.popen.returncode is None:
+        if isinstance(self.popen, RemoteChild):
+            await self.popen.ended()  # the spawner reaps it and says so
+        elif self.popen.returncode is None:
             if self._pidfd is not None:
                 await trio.lowlevel.wait_readable(self._pidfd)
             else:  # pragma: no cover - kernels before 5.3
@@ -257,7 +288,10 @@ async def _spawn(
     """Start ``argv`` (``executable``, if given, is the program run with that argv) as the leader of a new session and process group.
 
     On the trio thread or in a worker thread, as :data:`SPAWNS` decides from how long recent
-    inline spawns took (:mod:`.spawn_policy`). ``inline_ok`` says whether the caller's other
+    inline spawns took (:mod:`.spawn_policy`) — or by the daemon's spawner process, while one is
+    installed (:func:`use_spawner`, :mod:`.spawner_process`), when the loop is busy: at least
+    :data:`SPAWNER_FROM` shells run, or the machine is too busy for inline spawns (where the
+    spawner beats a worker thread). ``inline_ok`` says whether the caller's other
     work is idle (the daemon: no WAL batch being written); with no shell of ours running and no
     task ready either, the spawn is inline whatever the measurements say. A cancellation while
     a worker spawns is deferred until the spawn returns, so the caller always gets the child it
@@ -276,19 +310,49 @@ async def _spawn(
             start_new_session=True,
         )
 
+    global _starting
+    busy = _Child.live + _starting  # shells running, and spawns under way elsewhere
     idle = (
-        _Child.live == 0
+        busy == 0
         and trio.lowlevel.current_statistics().tasks_runnable == 0
         and (inline_ok is None or inline_ok())
     )
     started = time.monotonic()
-    if SPAWNS.inline(started, idle=idle):
+    inline = SPAWNS.inline(started, idle=idle)
+    spawner = _spawner
+    if (
+        spawner is not None
+        and spawner.gone is None
+        and not idle
+        and (busy >= SPAWNER_FROM or not inline)
+    ):
+        _starting += 1
+        try:
+            child = await spawner.spawn(
+                argv, executable=executable, fds=(stdin, stdout, stderr), cwd=cwd, env=env
+            )
+        except SpawnerGone as exc:
+            if exc.sent:
+                # It may have started the step: starting it again could run it twice.
+                raise ProcessSpawnError(
+                    f"cannot tell whether the step's process started: {exc}"
+                ) from exc
+            # No process was made: spawn it here (as every spawn from now on).
+        else:
+            return _Child(child)
+        finally:
+            _starting -= 1
+    if inline:
         try:
             popen = spawn()
         finally:
             SPAWNS.record(time.monotonic() - started)
     else:
-        popen = await trio.to_thread.run_sync(spawn)
+        _starting += 1
+        try:
+            popen = await trio.to_thread.run_sync(spawn)
+        finally:
+            _starting -= 1
     return _Child(popen)
 
 
