@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import errno
 import fcntl
+import gc
 import logging
 import os
 import sys
@@ -34,6 +35,9 @@ from .errors import OjError
 log = logging.getLogger("oj.daemon")
 
 LOG_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s"
+
+#: Allocations between two collections of the youngest generation (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -184,6 +188,13 @@ def run(state: Path) -> int:
         _cleanup(state, lock)
         return 1
 
+    # The replayed state and every module stay for the daemon's life: keep them out of the
+    # cyclic collector's scans, and let young objects pile up ten times longer before a scan.
+    # A daemon running 1,000 jobs otherwise spent ≈ 9 % of its loop in 200+ collections;
+    # after this, ≈ 1 % (bench/HISTORY.md, "Spawning on and off the loop"). Garbage without
+    # cycles is freed by reference counting either way.
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     try:
         code = trio.run(daemon.serve)
     except BaseException as exc:  # also KeyboardInterrupt escaping trio: never leave files behind
