@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias
@@ -110,6 +111,12 @@ def _always() -> bool:
     return True
 
 
+#: A batch of several commits is written on the loop while the moving average of a batch's
+#: write + fsync is at most this (seconds; ≈ 0.13 ms on this project's machines, milliseconds
+#: on a busy disk).
+INLINE_SYNC_MAX = 0.0005
+
+
 def _fdatasync(fd: int) -> None:
     (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
@@ -190,6 +197,8 @@ class WalWriter:
         #: no while shells run: their exits and the next spawns would wait behind the fsync,
         #: which under load takes milliseconds).
         self.inline_ok: Callable[[], bool] = _always
+        #: Moving average of a batch's write + fsync (seconds), wherever it ran.
+        self._sync_average = 0.0
         self._open = _Batch()
         #: The batch being written and fsynced (None between batches).
         self._inflight: _Batch | None = None
@@ -331,12 +340,19 @@ class WalWriter:
         data = b"".join(batch.lines)
         write = functools.partial(self._write_sync, data)
         try:
-            if self._inline_lone and len(batch.waiters) == 1 and self.inline_ok():
+            if (
+                self._inline_lone
+                and self.inline_ok()
+                and (len(batch.waiters) == 1 or self._sync_average <= INLINE_SYNC_MAX)
+            ):
                 # A lone commit (one request, one pipeline step) is on its caller's critical
                 # path, and the two thread hand-offs around it cost ≈ 0.1 ms on an idle machine
                 # and milliseconds on a busy one (each waits for a core), more than the fsync
-                # (bench/RESULTS.md, "Step latency"). Doing it here holds up other work for one
-                # fsync at most. Concurrent commits still go to the thread, so the loop fills
+                # (bench/HISTORY.md, "Step latency"). Doing it here holds up other work for one
+                # fsync at most. A batch of several commits is written here too while fsyncs are
+                # quick (their moving average): its callers all wait for it, and the hand-offs
+                # cost them more than the loop loses (32 appenders: ≈ +15 % commits/s). While
+                # fsyncs are slow (a busy disk), batches go to the thread, and the loop fills
                 # the next batch meanwhile.
                 write()
             else:
@@ -362,12 +378,15 @@ class WalWriter:
     def _write_sync(self, data: bytes) -> None:
         view = memoryview(data)
         start = os.lseek(self._fd, 0, os.SEEK_END)
+        began = time.monotonic()
         try:
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
             if self._sync:
                 self._fsync(self._fd)
+            # A plain float update: harmless if a thread and the loop ever raced on it.
+            self._sync_average += 0.2 * (time.monotonic() - began - self._sync_average)
         except BaseException:
             # best effort: do not leave a half batch for the next one to append after
             with contextlib.suppress(OSError):
