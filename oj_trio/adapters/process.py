@@ -98,7 +98,7 @@ _spawner: Spawner | None = None
 #: first) costs more than spawning right here: a chain of trivial steps ran 15–20 % slower
 #: through the helper at concurrency 1 and 4. With many, the event loop is the bottleneck, and
 #: every spawn taken off it counts: 1,000 trivial jobs at concurrency 16 ≈ 8 % faster, 1,000
-#: `sleep 1` pipelines ≈ 15 % (bench/HISTORY.md, "Spawning off the loop").
+#: `sleep 1` pipelines ≈ 15 % (bench/HISTORY.md, "Spawning on and off the loop").
 SPAWNER_FROM = 8
 
 #: Spawns under way in a worker thread or the spawner (not yet a :class:`_Child`).

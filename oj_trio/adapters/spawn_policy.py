@@ -7,7 +7,7 @@ child has called ``exec``. How long that takes depends on the machine, not on us
   way by far: a worker thread adds three hand-offs (the thread must wake up and take the GIL,
   then the loop must take the result back), and while both cores are busy each hand-off waits
   for the scheduler. Measured at concurrency 16 on an otherwise quiet 2-core machine
-  (bench/HISTORY.md, "Spawning on the loop"): spawn → pid 8 ms through a thread against
+  (bench/HISTORY.md, "Spawning on and off the loop"): spawn → pid 8 ms through a thread against
   0.3 ms inline, and 1,000 jobs 1.1–1.3 s against 0.9–1.0 s.
 * When other programs keep every core busy, the child waits for one before it can exec —
   milliseconds, during which an inline spawn would stall every other pipeline. There, a worker
