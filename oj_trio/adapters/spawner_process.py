@@ -82,6 +82,8 @@ def _serve(sock: socket.socket) -> bool:
     finally:
         for child_fd in fds:
             os.close(child_fd)
+        with contextlib.suppress(OSError):
+            os.chdir("/")  # hold no step's directory (a workspace being deleted, a mount)
     _send(sock, ("spawned", token, pid, stage, number))
     return True
 
