@@ -343,17 +343,24 @@ class WalWriter:
             if (
                 self._inline_lone
                 and self.inline_ok()
-                and (len(batch.waiters) == 1 or self._sync_average <= INLINE_SYNC_MAX)
+                and (
+                    len(batch.waiters) == 1
+                    or (
+                        self._sync_average <= INLINE_SYNC_MAX
+                        and trio.lowlevel.current_statistics().tasks_runnable == 0
+                    )
+                )
             ):
                 # A lone commit (one request, one pipeline step) is on its caller's critical
                 # path, and the two thread hand-offs around it cost ≈ 0.1 ms on an idle machine
                 # and milliseconds on a busy one (each waits for a core), more than the fsync
                 # (bench/HISTORY.md, "Step latency"). Doing it here holds up other work for one
                 # fsync at most. A batch of several commits is written here too while fsyncs are
-                # quick (their moving average): its callers all wait for it, and the hand-offs
-                # cost them more than the loop loses (32 appenders: ≈ +15 % commits/s). While
-                # fsyncs are slow (a busy disk), batches go to the thread, and the loop fills
-                # the next batch meanwhile.
+                # quick (their moving average) and no other task is ready to run: its callers
+                # all wait for it, and the hand-offs cost them more than the loop loses (32
+                # appenders: ≈ +15 % commits/s). Otherwise (a slow disk, or requests to parse
+                # meanwhile: 32 clients pushing lost 15 % this way) the batch goes to the thread,
+                # and the loop fills the next batch meanwhile.
                 write()
             else:
                 await self._run_blocking(write)

@@ -99,7 +99,12 @@ def _spawn(
     if executable is not None or "/" in argv[0]:
         candidates = [executable or argv[0]]
     else:
-        candidates = [os.path.join(d, argv[0]) for d in os.get_exec_path(env)]
+        # Only the directories that have it: a failed posix_spawn costs a whole vfork.
+        candidates = [
+            path
+            for path in (os.path.join(d, argv[0]) for d in os.get_exec_path(env))
+            if os.path.isfile(path)
+        ]
     # As execvp: the first program that runs; else the first error that is not "not there".
     failure = 0
     for path in candidates:
