@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .errors import OjError, ProtocolError, error_class
@@ -63,13 +63,22 @@ Message = dict[str, Any]
 # == frames ==========================================================================================
 
 
-def encode_frame(message: Mapping[str, Any]) -> bytes:
+def _json_bytes(message: Mapping[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def encode_frame(
+    message: Mapping[str, Any], *, dumps: Callable[[Mapping[str, Any]], bytes] = _json_bytes
+) -> bytes:
     """Serialize one message to a length-prefixed frame.
+
+    ``dumps`` makes the compact UTF-8 JSON body: the stdlib's by default (the CLI imports
+    nothing more), a faster equivalent in the daemon (:mod:`oj_trio.listener`).
 
     Raises:
         ProtocolError: if the encoded message is larger than :data:`MAX_FRAME`.
     """
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = dumps(message)
     if len(body) > MAX_FRAME:
         raise ProtocolError(f"Message too large: {len(body)} bytes (max {MAX_FRAME})")
     return HEADER.pack(len(body)) + body

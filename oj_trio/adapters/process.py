@@ -605,7 +605,7 @@ async def run_shell(
                             await proc.wait()
                         if proc.popen.returncode is None:
                             start_pumps()
-                    if on_running is not None:
+                    if on_running is not None and proc.popen.returncode is None:
                         with trio.move_on_at(running_at):
                             await proc.wait()
                         if proc.popen.returncode is None:
