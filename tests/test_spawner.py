@@ -186,3 +186,23 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+async def test_a_step_too_big_for_the_helper_is_spawned_here_and_the_helper_stays(
+    helper: Spawner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "SPAWNER_FROM", 0)
+    # More than a socket buffer holds in one message (each variable under exec's 128 KiB).
+    big = {**ENV, **{f"BIG{i}": "x" * 100_000 for i in range(6)}}
+    lines: list[tuple[str, str]] = []
+    with use_spawner(helper):
+        code = await run_shell(
+            'echo "${#BIG5}"',
+            cwd=tmp_path,
+            env=big,
+            on_output=lambda stream, line: lines.append((stream, line)),
+        )
+        assert (code, lines) == (0, [("stdout", "100000")])
+        assert helper.gone is None
+        child, _ = await run(helper, ["true"], tmp_path)  # and it still takes the next one
+        assert child.returncode == 0

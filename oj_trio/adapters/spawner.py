@@ -20,6 +20,7 @@ once, and every later spawn is in-process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import marshal
@@ -117,6 +118,10 @@ class Spawner:
             try:
                 await self._send(request, fds)
             except OSError as exc:
+                if exc.errno == errno.EMSGSIZE:  # larger than the socket takes: this one only
+                    raise SpawnerGone(
+                        "the request is too large for the spawner", sent=False
+                    ) from exc
                 raise self._lost(f"cannot reach the spawner: {exc}", sent=False) from exc
             self._waiting[token] = answer
             with trio.move_on_after(ANSWER_TIMEOUT):
