@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -19,10 +20,18 @@ from oj_trio.adapters.spawner import RemoteChild, Spawner, SpawnerGone, open_spa
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FOO": "bar baz"}
 
 
+def via_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make run_shell hand its spawns to the helper: as if eight steps ran, one spawning."""
+    monkeypatch.setattr(process, "SPAWNER_FROM", 0)
+    monkeypatch.setattr(process, "_starting", 1)  # never idle: idle spawns stay inline
+
+
 @pytest.fixture
 async def helper() -> AsyncIterator[Spawner]:
     async with open_spawner() as opened:
         assert opened is not None
+        with trio.fail_after(20):
+            assert await opened.wait_ready()
         yield opened
 
 
@@ -101,7 +110,15 @@ async def test_a_missing_working_directory_names_it(helper: Spawner, tmp_path: P
 async def test_run_shell_through_the_spawner_is_run_shell(
     helper: Spawner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process, "SPAWNER_FROM", 0)
+    via_helper(monkeypatch)
+    sent: list[list[str]] = []
+    spawn = helper.spawn
+
+    async def counting(argv: list[str], **kw: Any) -> RemoteChild:
+        sent.append(argv)
+        return await spawn(argv, **kw)
+
+    monkeypatch.setattr(helper, "spawn", counting)
     lines: list[tuple[str, str]] = []
     with use_spawner(helper):
         code = await run_shell(
@@ -116,12 +133,13 @@ async def test_run_shell_through_the_spawner_is_run_shell(
         assert await run_shell("true", cwd=tmp_path, env=ENV, on_output=None) == 0
         with pytest.raises(ProcessSpawnError, match=r"working directory .* does not exist"):
             await run_shell("true", cwd=tmp_path / "gone", env=ENV, on_output=None)
+    assert len(sent) == 4, sent  # all through the helper (the missing cwd: direct, then bash)
 
 
 async def test_cancelling_a_step_kills_its_group(
     helper: Spawner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process, "SPAWNER_FROM", 0)
+    via_helper(monkeypatch)
     marker = tmp_path / "child.pid"
     with use_spawner(helper), trio.move_on_after(1.0):
         await run_shell(
@@ -137,9 +155,11 @@ async def test_cancelling_a_step_kills_its_group(
 async def test_a_dead_helper_ends_its_steps_and_the_daemon_spawns_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process, "SPAWNER_FROM", 0)
+    via_helper(monkeypatch)
     async with open_spawner() as sp:
         assert sp is not None
+        with trio.fail_after(20):
+            assert await sp.wait_ready()
         null = os.open(os.devnull, os.O_RDWR)
         child = await sp.spawn(
             ["sleep", "60"], executable=None, fds=(null, null, null), cwd=tmp_path, env=ENV
@@ -164,10 +184,12 @@ async def test_a_dead_helper_ends_its_steps_and_the_daemon_spawns_itself(
 async def test_a_stuck_helper_fails_the_spawn_it_holds_and_is_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process, "SPAWNER_FROM", 0)
+    via_helper(monkeypatch)
     monkeypatch.setattr(spawner, "ANSWER_TIMEOUT", 0.5)
     async with open_spawner() as sp:
         assert sp is not None
+        with trio.fail_after(20):
+            assert await sp.wait_ready()
         os.kill(sp._helper.pid, signal.SIGSTOP)
         with use_spawner(sp), pytest.raises(ProcessSpawnError, match="cannot tell whether"):
             await run_shell("true", cwd=tmp_path, env=ENV, on_output=None)
@@ -191,7 +213,7 @@ def _alive(pid: int) -> bool:
 async def test_a_step_too_big_for_the_helper_is_spawned_here_and_the_helper_stays(
     helper: Spawner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process, "SPAWNER_FROM", 0)
+    via_helper(monkeypatch)
     # More than a socket buffer holds in one message (each variable under exec's 128 KiB).
     big = {**ENV, **{f"BIG{i}": "x" * 100_000 for i in range(6)}}
     lines: list[tuple[str, str]] = []
@@ -206,3 +228,15 @@ async def test_a_step_too_big_for_the_helper_is_spawned_here_and_the_helper_stay
         assert helper.gone is None
         child, _ = await run(helper, ["true"], tmp_path)  # and it still takes the next one
         assert child.returncode == 0
+
+
+async def test_nothing_is_sent_before_the_helper_has_started(tmp_path: Path) -> None:
+    async with open_spawner() as sp:
+        assert sp is not None
+        if not sp.ready:  # normally so: it takes the helper ~20 ms to start
+            with pytest.raises(SpawnerGone) as early:
+                await sp.spawn(["true"], executable=None, fds=(0, 1, 2), cwd=tmp_path, env=ENV)
+            assert not early.value.sent
+        with trio.fail_after(20):
+            assert await sp.wait_ready()
+        assert sp.gone is None  # an early spawn does not give the helper up

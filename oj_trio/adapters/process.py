@@ -322,6 +322,7 @@ async def _spawn(
     spawner = _spawner
     if (
         spawner is not None
+        and spawner.ready
         and spawner.gone is None
         and not idle
         and (busy >= SPAWNER_FROM or not inline)

@@ -88,6 +88,9 @@ class Spawner:
         self._waiting: dict[int, _Answer] = {}
         #: pid → a running child
         self._children: dict[int, RemoteChild] = {}
+        #: The helper has started and said so (nothing is sent to it before).
+        self.ready = False
+        self._ready = trio.Event()
         self.gone: str | None = None
 
     async def spawn(
@@ -105,8 +108,8 @@ class Spawner:
             OSError: the helper could not enter ``cwd`` or run the program (no process made).
             SpawnerGone: the helper is not there (``sent``: it may have made a process).
         """
-        if self.gone is not None:
-            raise SpawnerGone(self.gone, sent=False)
+        if self.gone is not None or not self.ready:
+            raise SpawnerGone(self.gone or "the spawner has not started yet", sent=False)
         token = next(self._tokens)
         request = marshal.dumps((token, executable, argv, dict(env), os.fspath(cwd)))
         if len(request) > MAX_MESSAGE:
@@ -139,6 +142,13 @@ class Spawner:
             return answer.child
         filename = os.fspath(cwd) if answer.stage == "chdir" else (executable or argv[0])
         raise OSError(answer.errno, os.strerror(answer.errno), filename)
+
+    async def wait_ready(self) -> bool:
+        """Wait until the helper has started (or is gone); whether it is ready."""
+        while not self.ready and self.gone is None:
+            with trio.move_on_after(0.05):
+                await self._ready.wait()
+        return self.ready and self.gone is None
 
     async def _send(self, request: bytes, fds: tuple[int, int, int]) -> None:
         try:
@@ -174,7 +184,10 @@ class Spawner:
 
     def _dispatch(self, message: tuple[object, ...]) -> None:
         kind = message[0]
-        if kind == "spawned":
+        if kind == "ready":
+            self.ready = True
+            self._ready.set()
+        elif kind == "spawned":
             _kind, token, pid, stage, number = message
             assert isinstance(token, int) and isinstance(pid, int)
             child = None

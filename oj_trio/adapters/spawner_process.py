@@ -16,7 +16,7 @@ The protocol, over a ``SOCK_SEQPACKET`` socket pair (one message per datagram, `
 * ojd → helper: ``(token, executable, argv, env, cwd)`` with the child's stdin, stdout and
   stderr as ``SCM_RIGHTS``. ``executable`` is a path or None (then ``argv[0]`` is searched on
   the ``PATH`` of ``env``, as ``subprocess`` does).
-* helper → ojd: ``("spawned", token, pid, stage, errno)``: ``stage`` is ``""`` when the child
+* helper → ojd: ``("ready",)`` once, first; ``("spawned", token, pid, stage, errno)``: ``stage`` is ``""`` when the child
   runs, else where it failed (``"chdir"`` or ``"exec"``; no process was made);
   ``("exited", pid, status, start_ticks)``: a child ended and was reaped (``status`` as from
   ``waitpid``).
@@ -56,6 +56,8 @@ def main(fd: int) -> int:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
+    _send(sock, ("ready",))  # until this arrives, ojd sends nothing (a helper that cannot start
+    # must not take a step with it)
     while True:
         for ready, _events in poller.poll():
             if ready == wake_r:
