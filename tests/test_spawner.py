@@ -240,3 +240,25 @@ async def test_nothing_is_sent_before_the_helper_has_started(tmp_path: Path) -> 
         with trio.fail_after(20):
             assert await sp.wait_ready()
         assert sp.gone is None  # an early spawn does not give the helper up
+
+
+@pytest.mark.parametrize("through_helper", [True, False])
+async def test_what_exec_refuses_fails_that_step_alone_as_a_spawn_error(
+    helper: Spawner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through_helper: bool
+) -> None:
+    """A NUL byte (in a command, a variable or the directory) or a "=" in a variable's name is
+    refused before any exec (``ValueError``): the step fails to start with a one-line reason,
+    in-process as through the helper, and the helper stays for the other steps."""
+    if through_helper:
+        via_helper(monkeypatch)
+    with use_spawner(helper):
+        for command, env, cwd in [
+            ("echo a\0b", ENV, tmp_path),
+            ("true", {**ENV, "BAD": "a\0b"}, tmp_path),
+            ("true", {**ENV, "A=B": "c"}, tmp_path),
+            ("true", ENV, tmp_path / "a\0b"),
+        ]:
+            with pytest.raises(ProcessSpawnError, match=r"^cannot start shell step: "):
+                await run_shell(command, cwd=cwd, env=env, on_output=None)
+        assert await run_shell("exit 4", cwd=tmp_path, env=ENV, on_output=None) == 4
+    assert helper.gone is None

@@ -133,3 +133,49 @@ def test_a_killed_daemon_takes_its_helper_and_the_restart_recovers_the_helpers_s
     assert {i["data"]["tag"] for i in final} == set(tags)
     leftovers = [pid for pid in started if _alive(pid)]
     assert not leftovers, f"interrupted runs still alive: {leftovers}"
+
+
+def test_a_step_the_os_refuses_to_start_fails_alone_and_the_helper_stays(ojenv: OjEnv) -> None:
+    """A NUL byte in a step's command (from an item's field) cannot reach exec: that step fails
+    like any step that cannot start, and the helper's other steps run on (not SIGKILLed with
+    a helper that died of it)."""
+    marks = ojenv.root / "m"
+    marks.mkdir()
+    runbook = WORKER.replace("MARKS", str(marks))
+    ojenv.runbook(
+        "jobs.hcl", runbook.replace(f"concurrency = {WIDTH}", f"concurrency = {WIDTH + 1}")
+    )
+    tags = [f"n{n}" for n in range(WIDTH)]
+    _push(ojenv, tags)
+    wait_for(
+        lambda: len(list(marks.glob("parent.*"))) == WIDTH, timeout=60, what="every step to start"
+    )
+    daemon = ojenv.daemon_pid()
+    assert daemon is not None
+    (helper,) = _helpers(daemon)
+    started = {int(p.name.rsplit(".", 1)[1]) for p in marks.glob("parent.*")}
+    _push(ojenv, ["bad\0tag"])  # WIDTH steps run: this one's spawn goes to the helper
+    bad = wait_for(
+        lambda: [
+            i
+            for i in _items(ojenv)
+            if i["data"]["tag"].startswith("bad") and i["status"] in ("dead", "failed")
+        ],
+        timeout=60,
+        what="the item that cannot start to fail",
+    )
+    assert bad
+    assert _alive(helper), "the helper died of a step it could not start"
+    assert all(_alive(pid) for pid in started), "the helper's running steps were killed"
+    (marks / "GO").touch()
+    final = wait_for(
+        lambda: (
+            (now := [i for i in _items(ojenv) if i["data"]["tag"] in tags])
+            and all(i["status"] == "completed" for i in now)
+            and now
+        ),
+        timeout=60,
+        what="the other items to complete",
+    )
+    assert len(final) == WIDTH
+    assert len(list(marks.glob("parent.*"))) == WIDTH, "a step was run again"

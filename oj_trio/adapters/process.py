@@ -558,9 +558,11 @@ async def run_shell(
                 env=env,
                 inline_ok=inline_ok,
             )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the command, env or cwd
         for r, _ in readers:
             os.close(r)
+        if isinstance(exc, ValueError):
+            raise ProcessSpawnError(f"cannot start shell step: {exc}") from exc
         raise _spawn_error(exc, shell, cwd) from exc
     finally:
         # Only the child may hold the write ends, or the pumps would never see EOF.

@@ -106,6 +106,8 @@ class Spawner:
 
         Raises:
             OSError: the helper could not enter ``cwd`` or run the program (no process made).
+            ValueError: ``argv``, ``env`` or ``cwd`` cannot be passed to ``exec`` (a NUL byte),
+                as ``subprocess`` raises it (no process made).
             SpawnerGone: the helper is not there (``sent``: it may have made a process).
         """
         if self.gone is not None or not self.ready:
@@ -140,6 +142,8 @@ class Spawner:
             raise SpawnerGone(str(self.gone), sent=True)
         if answer.child is not None:
             return answer.child
+        if answer.stage == "invalid":
+            raise ValueError(answer.detail)
         filename = os.fspath(cwd) if answer.stage == "chdir" else (executable or argv[0])
         raise OSError(answer.errno, os.strerror(answer.errno), filename)
 
@@ -188,7 +192,7 @@ class Spawner:
             self.ready = True
             self._ready.set()
         elif kind == "spawned":
-            _kind, token, pid, stage, number = message
+            _kind, token, pid, stage, number, detail = message
             assert isinstance(token, int) and isinstance(pid, int)
             child = None
             if stage == "":
@@ -200,6 +204,7 @@ class Spawner:
                     _kill_group(pid)
                 return
             answer.child, answer.stage, answer.errno = child, str(stage), int(str(number))
+            answer.detail = str(detail)
             answer.done.set()
         elif kind == "exited":
             _kind, pid, status, ticks = message
@@ -243,13 +248,14 @@ class Spawner:
 
 
 class _Answer:
-    __slots__ = ("child", "done", "errno", "gone", "stage")
+    __slots__ = ("child", "detail", "done", "errno", "gone", "stage")
 
     def __init__(self) -> None:
         self.done = trio.Event()
         self.child: RemoteChild | None = None
         self.stage = ""
         self.errno = 0
+        self.detail = ""
         self.gone: str | None = None
 
 

@@ -16,8 +16,10 @@ The protocol, over a ``SOCK_SEQPACKET`` socket pair (one message per datagram, `
 * ojd → helper: ``(token, executable, argv, env, cwd)`` with the child's stdin, stdout and
   stderr as ``SCM_RIGHTS``. ``executable`` is a path or None (then ``argv[0]`` is searched on
   the ``PATH`` of ``env``, as ``subprocess`` does).
-* helper → ojd: ``("ready",)`` once, first; ``("spawned", token, pid, stage, errno)``: ``stage`` is ``""`` when the child
-  runs, else where it failed (``"chdir"`` or ``"exec"``; no process was made);
+* helper → ojd: ``("ready",)`` once, first; ``("spawned", token, pid, stage, errno, detail)``:
+  ``stage`` is ``""`` when the child runs, else where it failed (``"chdir"``, ``"exec"``, or
+  ``"invalid"``: what ``posix_spawn`` refuses with ``ValueError``, e.g. a NUL byte, with its
+  text as ``detail``; no process was made);
   ``("exited", pid, status, start_ticks)``: a child ended and was reaped (``status`` as from
   ``waitpid``).
 
@@ -79,14 +81,17 @@ def _serve(sock: socket.socket) -> bool:
     if not message:
         return False
     token, executable, argv, env, cwd = marshal.loads(message)
+    detail = ""
     try:
         pid, stage, number = _spawn(executable, argv, env, cwd, fds)
+    except ValueError as exc:  # a NUL byte, a "=" in a name: this spawn's fault, not ours
+        pid, stage, number, detail = 0, "invalid", errno.EINVAL, str(exc)
     finally:
         for child_fd in fds:
             os.close(child_fd)
         with contextlib.suppress(OSError):
             os.chdir("/")  # hold no step's directory (a workspace being deleted, a mount)
-    _send(sock, ("spawned", token, pid, stage, number))
+    _send(sock, ("spawned", token, pid, stage, number, detail))
     return True
 
 
