@@ -82,7 +82,7 @@ async def test_signals_python_ignores_are_at_their_defaults_in_the_child(
 ) -> None:
     _, out = await run(helper, ["grep", "SigIgn", "/proc/self/status"], tmp_path)
     ignored = int(out.split()[1], 16)
-    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ):
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ, signal.SIGTERM, signal.SIGHUP):
         assert not ignored & (1 << (sig - 1)), sig
 
 

@@ -179,3 +179,33 @@ def test_a_step_the_os_refuses_to_start_fails_alone_and_the_helper_stays(ojenv: 
     )
     assert len(final) == WIDTH
     assert len(list(marks.glob("parent.*"))) == WIDTH, "a step was run again"
+
+
+def test_a_signal_to_the_daemons_process_group_stops_it_gracefully_helper_steps_included(
+    ojenv: OjEnv,
+) -> None:
+    """SIGTERM (or a terminal's SIGHUP) sent to ojd's whole process group — `timeout`, a
+    supervisor's stop-as-group, `kill -- -PGID` — reaches the helper too. ojd drains (running
+    steps may finish within the stop grace); the helper must not die of it first and take the
+    steps it started down with SIGKILL."""
+    marks = ojenv.root / "m"
+    marks.mkdir()
+    ojenv.runbook("jobs.hcl", WORKER.replace("MARKS", str(marks)))
+    _push(ojenv, [f"g{n}" for n in range(WIDTH)])
+    wait_for(
+        lambda: len(list(marks.glob("parent.*"))) == WIDTH, timeout=60, what="every step to start"
+    )
+    by_helper = [p for p in marks.glob("parent.*") if "spawner_process" in p.read_text()]
+    assert by_helper, "no step was started by the helper"
+    daemon = ojenv.daemon_pid()
+    assert daemon is not None
+    group = os.getpgid(daemon)
+    assert group != os.getpgrp()
+    os.killpg(group, signal.SIGHUP)  # ojd shrugs it off: so must the helper
+    os.killpg(group, signal.SIGTERM)
+    (marks / "GO").touch()  # the running steps now finish, within the daemon's stop grace
+    wait_for(lambda: not _alive(daemon), timeout=60, what="the daemon to stop")
+    unfinished = [
+        p.name for p in by_helper if not (marks / p.name.replace("parent.", "end.", 1)).exists()
+    ]
+    assert not unfinished, f"steps the helper started were killed on a graceful stop: {unfinished}"

@@ -40,8 +40,13 @@ import sys
 
 #: The largest request: an environment of up to ~1 MB.
 MAX_MESSAGE = 1 << 20
+#: What the daemon's process group gets from a terminal or a supervisor (Ctrl-C, a hangup, a
+#: stop sent to the group): ojd handles these itself (a graceful drain, or a shrug for SIGHUP),
+#: and its helper must outlive that drain for the steps it started; it ends when ojd's socket
+#: closes.
+DAEMONS_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: What Python ignores (or we do), a program expects at its default, as subprocess restores it.
-DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *DAEMONS_SIGNALS)
 
 
 def main(fd: int) -> int:
@@ -49,8 +54,8 @@ def main(fd: int) -> int:
     # Inherited through pass_fds, so inheritable: the steps must not hold it (our exit would
     # then never reach ojd as the end of the socket).
     sock.set_inheritable(False)
-    # A Ctrl-C in the daemon's terminal is the daemon's business.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in DAEMONS_SIGNALS:  # the daemon's business (see DAEMONS_SIGNALS)
+        signal.signal(signum, signal.SIG_IGN)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
