@@ -262,3 +262,13 @@ async def test_what_exec_refuses_fails_that_step_alone_as_a_spawn_error(
                 await run_shell(command, cwd=cwd, env=env, on_output=None)
         assert await run_shell("exit 4", cwd=tmp_path, env=ENV, on_output=None) == 4
     assert helper.gone is None
+
+
+async def test_a_spawned_program_holds_only_its_three_descriptors(
+    helper: Spawner, tmp_path: Path
+) -> None:
+    """The descriptors the helper receives for a child are dup2'd onto 0-2 and nothing else:
+    a copy left open in the child (the pipes' write ends) would keep a step's output open
+    after it handed fds 1 and 2 to a detached process."""
+    _, out = await run(helper, ["sh", "-c", "exec ls /proc/self/fd"], tmp_path)
+    assert set(out.split()) <= {"0", "1", "2", "3"}, out  # 3: ls's own listing of the dir

@@ -34,6 +34,7 @@ pipeline "p" {{
     run = <<-SHELL
       read -r line < /proc/$$/stat
       set -- $line
+      ls /proc/$$/fd > "MARKS/fds.${{item.tag}}.$$"
       tr '\\0' ' ' < /proc/$4/cmdline > "MARKS/parent.${{item.tag}}.$$"
       for _ in $(seq 300); do test -e MARKS/GO && break; sleep 0.05; done
       echo done > "MARKS/end.${{item.tag}}.$$"
@@ -93,6 +94,12 @@ def test_many_steps_at_once_go_through_the_helper_and_end_normally(ojenv: OjEnv)
     assert len(helpers) == 1, "the daemon runs one spawner helper"
     by_helper = [p for p in parents if "spawner_process" in p.read_text()]
     assert by_helper, "no step was started by the helper"
+    # A step started by the helper holds the descriptors one started by ojd holds, no more.
+    fds = {
+        p.name: (marks / p.name.replace("parent.", "fds.", 1)).read_text().split() for p in parents
+    }
+    inline = {tuple(fds[p.name]) for p in parents if p not in by_helper}
+    assert inline and {tuple(fds[p.name]) for p in by_helper} == inline, fds
     (marks / "GO").touch()
     final = wait_for(
         lambda: (now := _items(ojenv)) and all(i["status"] == "completed" for i in now) and now,

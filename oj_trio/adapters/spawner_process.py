@@ -29,6 +29,7 @@ crashed daemon's are. Deliberately minimal (stdlib only, no oj imports): it star
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import marshal
@@ -78,7 +79,7 @@ def main(fd: int) -> int:
 def _serve(sock: socket.socket) -> bool:
     """One request; False when ojd has gone."""
     try:
-        message, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 3, socket.MSG_CMSG_CLOEXEC)
+        message, fds = _receive(sock)
     except InterruptedError:
         return True
     except ConnectionError:
@@ -98,6 +99,22 @@ def _serve(sock: socket.socket) -> bool:
             os.chdir("/")  # hold no step's directory (a workspace being deleted, a mount)
     _send(sock, ("spawned", token, pid, stage, number, detail))
     return True
+
+
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """One request and its descriptors, close-on-exec: only the dup2s give them to the child.
+
+    Not ``socket.recv_fds``: it drops its ``flags`` (MSG_CMSG_CLOEXEC), so every step inherited
+    copies of its stdin, stdout and stderr beside 0-2.
+    """
+    fds = array.array("i")
+    message, ancdata, _flags, _addr = sock.recvmsg(
+        MAX_MESSAGE, socket.CMSG_LEN(3 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+    )
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return message, list(fds)
 
 
 def _spawn(
