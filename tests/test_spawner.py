@@ -3,6 +3,7 @@ real programs, as the daemon uses it — and what happens when it is stuck or go
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ import trio
 
 from oj_trio.adapters import process, spawner
 from oj_trio.adapters.process import ProcessSpawnError, run_shell, use_spawner
+from oj_trio.adapters.spawn_policy import SpawnPolicy
 from oj_trio.adapters.spawner import RemoteChild, Spawner, SpawnerGone, open_spawner
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FOO": "bar baz"}
@@ -272,3 +274,47 @@ async def test_a_spawned_program_holds_only_its_three_descriptors(
     after it handed fds 1 and 2 to a detached process."""
     _, out = await run(helper, ["sh", "-c", "exec ls /proc/self/fd"], tmp_path)
     assert set(out.split()) <= {"0", "1", "2", "3"}, out  # 3: ls's own listing of the dir
+
+
+async def test_a_spawn_lost_with_its_helper_leaves_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step whose spawn the helper took with it fails ("cannot tell whether"), and the pipes
+    made for its output are closed like those of any step that could not start."""
+    via_helper(monkeypatch)
+    monkeypatch.setattr(spawner, "ANSWER_TIMEOUT", 0.5)
+    async with open_spawner() as sp:
+        assert sp is not None
+        with trio.fail_after(20):
+            assert await sp.wait_ready()
+        os.kill(sp._helper.pid, signal.SIGSTOP)
+        before = _pipes()
+        with use_spawner(sp), pytest.raises(ProcessSpawnError, match="cannot tell whether"):
+            await run_shell("echo hi", cwd=tmp_path, env=ENV, on_output=lambda _s, _l: None)
+        assert _pipes() == before
+
+
+def _pipes() -> set[str]:
+    """This process's open pipe descriptors (as fd → pipe inode)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("pipe:"):
+                found.add(f"{fd} {target}")
+    return found
+
+
+async def test_a_step_cancelled_before_its_worker_thread_spawns_leaves_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy machine sends spawns to a worker thread; a step cancelled before the thread took
+    its spawn has no process, and the pipes made for its output are closed."""
+    monkeypatch.setattr(process, "_starting", 1)  # never idle
+    monkeypatch.setattr(process, "SPAWNS", SpawnPolicy(average=1.0, next_probe=float("inf")))
+    before = _pipes()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await run_shell("echo hi", cwd=tmp_path, env=ENV, on_output=lambda _s, _l: None)
+    assert scope.cancelled_caught
+    assert _pipes() == before

@@ -558,12 +558,14 @@ async def run_shell(
                 env=env,
                 inline_ok=inline_ok,
             )
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the command, env or cwd
+    except BaseException as exc:  # no process to read from (or a lost helper may have one)
         for r, _ in readers:
             os.close(r)
-        if isinstance(exc, ValueError):
+        if isinstance(exc, ValueError):  # a NUL byte in the command, env or cwd
             raise ProcessSpawnError(f"cannot start shell step: {exc}") from exc
-        raise _spawn_error(exc, shell, cwd) from exc
+        if isinstance(exc, OSError):
+            raise _spawn_error(exc, shell, cwd) from exc
+        raise
     finally:
         # Only the child may hold the write ends, or the pumps would never see EOF.
         for w in writers:
