@@ -216,3 +216,26 @@ def test_a_signal_to_the_daemons_process_group_stops_it_gracefully_helper_steps_
         p.name for p in by_helper if not (marks / p.name.replace("parent.", "end.", 1)).exists()
     ]
     assert not unfinished, f"steps the helper started were killed on a graceful stop: {unfinished}"
+
+
+def test_the_helper_does_not_import_the_projects_modules(ojenv: OjEnv) -> None:
+    """ojd runs in the directory `oj` was started from, a project's: a `select.py` (or an
+    `oj_trio/` of another version, in a checkout of oj) there must not be what the helper
+    imports — its modules are ojd's own."""
+    marks = ojenv.root / "m"
+    marks.mkdir()
+    shadow = ojenv.root / "shadowed"
+    for name in ("select", "array", "socket"):
+        (ojenv.project / f"{name}.py").write_text(
+            f"open({str(shadow)!r}, 'a').write({name!r})\nraise ImportError('not the stdlib')\n"
+        )
+    ojenv.runbook("jobs.hcl", WORKER.replace("MARKS", str(marks)))
+    _push(ojenv, [f"i{n}" for n in range(WIDTH)])
+    parents = wait_for(
+        lambda: (found := list(marks.glob("parent.*"))) and len(found) == WIDTH and found,
+        timeout=60,
+        what="every step to start",
+    )
+    (marks / "GO").touch()
+    assert not shadow.exists(), f"the helper imported the project's {shadow.read_text()}"
+    assert any("spawner_process" in p.read_text() for p in parents), "no step by the helper"

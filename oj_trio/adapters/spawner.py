@@ -34,6 +34,7 @@ from pathlib import Path
 
 import trio
 
+from . import spawner_process
 from .spawner_process import MAX_MESSAGE
 
 log = logging.getLogger("oj.process")
@@ -271,7 +272,10 @@ def start_spawner() -> Spawner | None:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         helper = subprocess.Popen(
-            [sys.executable, "-m", "oj_trio.adapters.spawner_process", str(theirs.fileno())],
+            # By its path, with -P: ojd runs in the directory `oj` was started from (a
+            # project's), which `-m` would put first on sys.path: a select.py or an oj_trio/
+            # there would be what the helper imports. It needs the standard library only.
+            [sys.executable, "-P", spawner_process.__file__, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
