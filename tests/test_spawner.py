@@ -248,8 +248,8 @@ async def test_nothing_is_sent_before_the_helper_has_started(tmp_path: Path) -> 
 async def test_what_exec_refuses_fails_that_step_alone_as_a_spawn_error(
     helper: Spawner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through_helper: bool
 ) -> None:
-    """A NUL byte (in a command, a variable or the directory) or a "=" in a variable's name is
-    refused before any exec (``ValueError``): the step fails to start with a one-line reason,
+    """A NUL byte (in a command, a variable or the directory), a "=" in a variable's name or a
+    lone surrogate is refused before any exec (``ValueError``): the step fails to start with a one-line reason,
     in-process as through the helper, and the helper stays for the other steps."""
     if through_helper:
         via_helper(monkeypatch)
@@ -259,6 +259,7 @@ async def test_what_exec_refuses_fails_that_step_alone_as_a_spawn_error(
             ("true", {**ENV, "BAD": "a\0b"}, tmp_path),
             ("true", {**ENV, "A=B": "c"}, tmp_path),
             ("true", ENV, tmp_path / "a\0b"),
+            ("echo \ud800", ENV, tmp_path),  # a lone surrogate: not encodable (UnicodeEncodeError)
         ]:
             with pytest.raises(ProcessSpawnError, match=r"^cannot start shell step: "):
                 await run_shell(command, cwd=cwd, env=env, on_output=None)
