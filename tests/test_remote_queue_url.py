@@ -92,3 +92,16 @@ def test_the_environment_wins(tmp_path: Path, reads: list[Path]) -> None:
     queues = make({"OJ_QUEUE_URL": "postgresql://env/q"})
     assert queues.url(str(tmp_path)) == "postgresql://env/q"
     assert reads == []
+
+
+def test_a_rewrite_that_puts_the_old_mtime_back_is_seen(tmp_path: Path, reads: list[Path]) -> None:
+    write_config(tmp_path, '[queues]\nurl = "postgresql://db/a"\n', age=60)
+    queues = make()
+    assert queues.url(str(tmp_path)) == "postgresql://db/a"
+    config = tmp_path / ".oj" / "config.toml"
+    before = config.stat()
+    while time.time_ns() - before.st_ctime_ns < 50_000_000:  # past the file clock's tick
+        time.sleep(0.01)
+    config.write_text('[queues]\nurl = "postgresql://db/b"\n')  # same size, same inode
+    os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))  # as cp -p / touch -r do
+    assert queues.url(str(tmp_path)) == "postgresql://db/b"

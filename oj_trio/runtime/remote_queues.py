@@ -54,7 +54,7 @@ class RemoteQueues:
         self._clients: dict[str, PgClient] = {}
         self._nursery: trio.Nursery | None = None
         #: project root → (stamp of its `.oj/config.toml` or None when absent, its queue url)
-        self._urls: dict[str, tuple[tuple[int, int, int] | None, str | None]] = {}
+        self._urls: dict[str, tuple[tuple[int, int, int, int] | None, str | None]] = {}
 
     def bind(self, nursery: trio.Nursery) -> None:
         """Run the clients' background tasks in ``nursery`` (from now on, and those made so far)."""
@@ -86,9 +86,10 @@ class RemoteQueues:
         try:
             st = os.stat(os.path.join(project_root, ".oj", "config.toml"))
         except OSError:
-            stamp: tuple[int, int, int] | None = None
+            stamp: tuple[int, int, int, int] | None = None
         else:
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            # ctime too: a rewrite that puts the old mtime back (cp -p, touch -r) changes it.
+            stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
             if time.time() - st.st_mtime < SETTLED_SECONDS:
                 return queue_url(Path(project_root), self.ctx.env)
         known = self._urls.get(project_root)
