@@ -55,6 +55,8 @@ class RuntimeContext:
     ending_hooks: list[Callable[[Pipeline, str], list[ev.EventBase]]] = attrs.Factory(list)
     #: Runs agent steps (set by the supervisor; None in contexts that run no agents).
     agents: AgentSteps | None = None
+    _workspaces_dir: Path | None = attrs.field(default=None, init=False, repr=False, eq=False)
+    _workspaces_for: Path | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @classmethod
     def build(
@@ -79,7 +81,11 @@ class RuntimeContext:
 
     @property
     def workspaces_dir(self) -> Path:
-        return paths.workspaces_dir(self.state_dir)
+        # Asked for every pipeline a worker creates: one Path join per daemon, not per job.
+        if self._workspaces_dir is None or self._workspaces_for != self.state_dir:
+            self._workspaces_dir = paths.workspaces_dir(self.state_dir)
+            self._workspaces_for = self.state_dir
+        return self._workspaces_dir
 
     async def commit(self, *events: ev.EventBase) -> int:
         """The one write path: append durably, then apply (see :class:`~oj_trio.store.Store`)."""

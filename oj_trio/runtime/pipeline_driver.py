@@ -236,7 +236,16 @@ class PipelineDriver:
         except OjError:
             definition = None
         ending = f": {p.error}" if p.step != "done" and p.error else ""
-        log.info("pipeline %s (%s) ended %s%s", p.id[:12], p.name, p.step, ending)
+        # A pipeline that ended done is DEBUG (one line per job adds up, and its own log and
+        # `oj pipeline list` say so); one that failed or was cancelled is worth the INFO line.
+        log.log(
+            logging.DEBUG if p.step == "done" else logging.INFO,
+            "pipeline %s (%s) ended %s%s",
+            p.id[:12],
+            p.name,
+            p.step,
+            ending,
+        )
         if p.step == "done":
             ctx.log.write(p.id, p.step, "pipeline completed")
             if definition is not None and definition.workspace == "ephemeral" and p.workspace_id:
