@@ -54,6 +54,17 @@ async def run(
         return child, out.read().decode()
 
 
+async def shell_output(
+    command: str, cwd: Path, env: dict[str, str]
+) -> tuple[int, list[tuple[str, str]]]:
+    """run_shell ``command``; its exit code and its output lines as (stream, line)."""
+    lines: list[tuple[str, str]] = []
+    code = await run_shell(
+        command, cwd=cwd, env=env, on_output=lambda stream, line: lines.append((stream, line))
+    )
+    return code, lines
+
+
 async def test_a_spawned_program_gets_its_cwd_env_output_and_own_session(
     helper: Spawner, tmp_path: Path
 ) -> None:
@@ -121,14 +132,8 @@ async def test_run_shell_through_the_spawner_is_run_shell(
         return await spawn(argv, **kw)
 
     monkeypatch.setattr(helper, "spawn", counting)
-    lines: list[tuple[str, str]] = []
     with use_spawner(helper):
-        code = await run_shell(
-            "echo out; echo err >&2; exit 3",
-            cwd=tmp_path,
-            env=ENV,
-            on_output=lambda stream, line: lines.append((stream, line)),
-        )
+        code, lines = await shell_output("echo out; echo err >&2; exit 3", tmp_path, ENV)
         assert code == 3
         assert sorted(lines) == [("stderr", "err"), ("stdout", "out")]
         # One simple command: exec'd directly (direct_exec), through the helper too.
@@ -218,15 +223,8 @@ async def test_a_step_too_big_for_the_helper_is_spawned_here_and_the_helper_stay
     via_helper(monkeypatch)
     # More than a socket buffer holds in one message (each variable under exec's 128 KiB).
     big = {**ENV, **{f"BIG{i}": "x" * 100_000 for i in range(6)}}
-    lines: list[tuple[str, str]] = []
     with use_spawner(helper):
-        code = await run_shell(
-            'echo "${#BIG5}"',
-            cwd=tmp_path,
-            env=big,
-            on_output=lambda stream, line: lines.append((stream, line)),
-        )
-        assert (code, lines) == (0, [("stdout", "100000")])
+        assert await shell_output('echo "${#BIG5}"', tmp_path, big) == (0, [("stdout", "100000")])
         assert helper.gone is None
         child, _ = await run(helper, ["true"], tmp_path)  # and it still takes the next one
         assert child.returncode == 0
